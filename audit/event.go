@@ -1,0 +1,60 @@
+// Package audit owns the audit trail: the event schema, the hash chain that makes it
+// tamper-evident, and the sinks (JSONL file, Redis stream, stdout, webhook, live SSE).
+package audit
+
+import (
+	"time"
+)
+
+// SchemaVersion is the version of the event schema; it is in every event as "v".
+const SchemaVersion = 1
+
+// Event kinds.
+const (
+	KindDecision   = "decision"
+	KindApproval   = "approval"
+	KindForward    = "forward"
+	KindCredential = "credential"
+	KindLogin      = "login"
+)
+
+// Identity is who an event is about (never a token or secret).
+type Identity struct {
+	Subject string   `json:"subject,omitempty"`
+	Email   string   `json:"email,omitempty"`
+	Groups  []string `json:"groups,omitempty"`
+}
+
+// Event is one audit record: one JSON object a line. Field names are the public contract.
+type Event struct {
+	V              int       `json:"v"`
+	ID             string    `json:"id"`
+	Time           time.Time `json:"time"`
+	Kind           string    `json:"kind"`
+	RequestID      string    `json:"request_id,omitempty"`
+	Identity       Identity  `json:"identity"`
+	Target         string    `json:"target,omitempty"`
+	Cloud          string    `json:"cloud,omitempty"`
+	Action         string    `json:"action,omitempty"`
+	Service        string    `json:"service,omitempty"`
+	Operation      string    `json:"operation,omitempty"`
+	Resource       string    `json:"resource,omitempty"`
+	Region         string    `json:"region,omitempty"`
+	Risk           string    `json:"risk,omitempty"`
+	Decision       string    `json:"decision,omitempty"`
+	Policy         string    `json:"policy,omitempty"`
+	Approvers      []string  `json:"approvers,omitempty"`
+	Reason         string    `json:"reason,omitempty"`
+	UpstreamStatus int       `json:"upstream_status,omitempty"`
+	DurationMS     float64   `json:"duration_ms,omitempty"`
+	ClientIP       string    `json:"client_ip,omitempty"`
+	UserAgent      string    `json:"user_agent,omitempty"`
+	// Step refines kind: held, approved, denied, expired, grant_used, error, issued, ...
+	Step    string `json:"step,omitempty"`
+	Comment string `json:"comment,omitempty"`
+	Error   string `json:"error,omitempty"`
+	// Replica names the writer; the chain is ordered by the store stream, not by replica.
+	Replica  string `json:"replica,omitempty"`
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
+}

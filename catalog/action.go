@@ -1,0 +1,123 @@
+// Package catalog names cloud control-plane calls: it turns an HTTP request into an Action
+// (cloud, service, operation, IAM action name, resource, region) and gives every action a
+// default risk tier. Per-cloud namers live in subpackages; this package holds the shared shape.
+package catalog
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Risk is a tier, lowest first. The zero value is not a valid tier.
+type Risk int
+
+// Risk tiers. Unknown actions are Privilege: never treated as harmless.
+const (
+	RiskUnknown Risk = iota
+	Read
+	Write
+	Destructive
+	Privilege
+)
+
+var riskNames = [...]string{"unknown", "read", "write", "destructive", "privilege"}
+
+// String returns the tier's name as used in config and audit.
+func (r Risk) String() string {
+	if r < 0 || int(r) >= len(riskNames) {
+		return "unknown"
+	}
+	return riskNames[r]
+}
+
+// ParseRisk parses a tier name.
+func ParseRisk(s string) (Risk, error) {
+	for i, n := range riskNames {
+		if i > 0 && n == s {
+			return Risk(i), nil
+		}
+	}
+	return RiskUnknown, fmt.Errorf("unknown risk tier %q (read, write, destructive, privilege)", s)
+}
+
+// MarshalText makes Risk print as its name in JSON.
+func (r Risk) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText parses the tier name.
+func (r *Risk) UnmarshalText(b []byte) error {
+	v, err := ParseRisk(string(b))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
+// Cloud names.
+const (
+	AWS   = "aws"
+	GCP   = "gcp"
+	Azure = "azure"
+)
+
+// Action is what one request does, named the way the cloud's own IAM names it.
+type Action struct {
+	Cloud     string `json:"cloud"`
+	Service   string `json:"service"`    // IAM service prefix: ec2, s3, compute, Microsoft.Compute
+	Operation string `json:"operation"`  // TerminateInstances, instances.delete, virtualMachines/delete
+	IAMAction string `json:"iam_action"` // ec2:TerminateInstances, compute.instances.delete, Microsoft.Compute/virtualMachines/delete
+	Resource  string `json:"resource,omitempty"`
+	Region    string `json:"region,omitempty"`
+	Account   string `json:"account,omitempty"`
+	Risk      Risk   `json:"risk"`
+	// Known is false when the catalog did not recognise the call (Operation "Unknown").
+	Known bool `json:"known"`
+}
+
+// UnknownOperation is the operation name of calls the catalog cannot name.
+const UnknownOperation = "Unknown"
+
+// Unknown returns the Action for an unrecognised call of a service: highest risk tier.
+func Unknown(cloud, service, region string) Action {
+	sep := ":"
+	if cloud == GCP {
+		sep = "."
+	} else if cloud == Azure {
+		sep = "/"
+	}
+	return Action{
+		Cloud: cloud, Service: service, Operation: UnknownOperation,
+		IAMAction: service + sep + UnknownOperation, Region: region, Risk: Privilege,
+	}
+}
+
+// MatchPattern reports whether an IAM action name matches a pattern with `*` and `?` wildcards,
+// case-insensitively (AWS IAM matches action names case-insensitively).
+func MatchPattern(pattern, action string) bool {
+	return wildcard(strings.ToLower(pattern), strings.ToLower(action))
+}
+
+// wildcard is a linear-time glob match with backtracking only on the last star.
+func wildcard(p, s string) bool {
+	pi, si, star, mark := 0, 0, -1, 0
+	for si < len(s) {
+		switch {
+		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
+			pi++
+			si++
+		case pi < len(p) && p[pi] == '*':
+			star, mark = pi, si
+			pi++
+		case star >= 0:
+			pi = star + 1
+			mark++
+			si = mark
+		default:
+			return false
+		}
+	}
+	for pi < len(p) && p[pi] == '*' {
+		pi++
+	}
+	return pi == len(p)
+}
