@@ -50,9 +50,11 @@ type Event struct {
 	ClientIP       string    `json:"client_ip,omitempty"`
 	UserAgent      string    `json:"user_agent,omitempty"`
 	// Step refines kind: held, approved, denied, expired, grant_used, error, issued, ...
-	Step    string `json:"step,omitempty"`
-	Comment string `json:"comment,omitempty"`
-	Error   string `json:"error,omitempty"`
+	Step string `json:"step,omitempty"`
+	// ApprovalID is the held request (the approval page's ID) an event belongs to.
+	ApprovalID string `json:"approval_id,omitempty"`
+	Comment    string `json:"comment,omitempty"`
+	Error      string `json:"error,omitempty"`
 	// Replica names the writer; the chain is ordered by the store stream, not by replica.
 	Replica  string `json:"replica,omitempty"`
 	PrevHash string `json:"prev_hash"`
