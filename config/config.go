@@ -169,6 +169,11 @@ type Audit struct {
 	StreamMaxLen int64        `yaml:"stream_max_len"`
 	Stdout       bool         `yaml:"stdout"`
 	Webhook      AuditWebhook `yaml:"webhook"`
+	// Readers are the groups that may read the audit API; empty means every signed-in user.
+	Readers []string `yaml:"readers"`
+	// Fsync makes the file sink fsync after each event (power-loss durability; kill -9 is
+	// covered without it because written data is in the OS page cache).
+	Fsync bool `yaml:"fsync"`
 }
 
 // AuditWebhook ships batches of events to a SIEM.
