@@ -10,6 +10,7 @@ mkdir -p "$BIN"
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 MC_VERSION=v0.0.0-20250313080218-cf909e1063a9
 DEX_VERSION=v0.0.0-20260303133905-11d2eeb52b42 # tag v2.45.1
+STATICCHECK_VERSION=v0.8.2
 
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
@@ -40,5 +41,9 @@ if ! stamp dex "$DEX_VERSION"; then
     GOFLAGS=-mod=mod go build -o "$BIN/dex" ./cmd/dex)
   rm -rf "$W"
   echo "$DEX_VERSION" >"$BIN/.dex.version"
+fi
+if ! stamp staticcheck "$STATICCHECK_VERSION"; then
+  GOBIN="$BIN" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+  echo "$STATICCHECK_VERSION" >"$BIN/.staticcheck.version"
 fi
 echo "test peers ready in $BIN"
