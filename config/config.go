@@ -261,18 +261,19 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	c, err := Parse(data)
+	c, err := parse(data, path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	c.Source = path
 	return c, nil
 }
 
 // Parse decodes YAML strictly (unknown keys are errors with their line), applies defaults and
 // validates.
-func Parse(data []byte) (*Config, error) {
-	c := &Config{}
+func Parse(data []byte) (*Config, error) { return parse(data, "(inline)") }
+
+func parse(data []byte, source string) (*Config, error) {
+	c := &Config{Source: source}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
