@@ -242,6 +242,16 @@ type Dex struct {
 	Dir          string
 }
 
+// Further clients that every StartDex registers besides "airlock".
+const (
+	// DexCLIClientID is the public client of `airlock login` (PKCE loopback and device flow).
+	DexCLIClientID = "airlock-cli"
+	// DexOtherClientID is an unrelated confidential client: its ID tokens are for another
+	// audience.
+	DexOtherClientID     = "other-app"
+	DexOtherClientSecret = "other-secret"
+)
+
 // DexUser is a static Dex user; every user's password is "password".
 type DexUser struct {
 	Email  string
@@ -281,8 +291,13 @@ func StartDex(t testing.TB, redirectURIs ...string) *Dex {
 	for _, r := range redirectURIs {
 		fmt.Fprintf(&b, "  - %s\n", r)
 	}
-	// A public client for the CLI (loopback redirect + PKCE, device flow).
-	b.WriteString("- id: airlock-cli\n  public: true\n  name: Airlock CLI\n  redirectURIs: [\"http://127.0.0.1\", \"/device/callback\"]\n")
+	// A public client for the CLI (loopback redirect + PKCE, device flow). It lists no redirect
+	// URIs: Dex then accepts any loopback http://127.0.0.1:PORT/PATH and /device/callback,
+	// whereas a listed URI would have to match exactly (the CLI picks a random port).
+	fmt.Fprintf(&b, "- id: %s\n  public: true\n  name: Airlock CLI\n", DexCLIClientID)
+	// Another confidential client, whose ID tokens Airlock must refuse (wrong audience).
+	fmt.Fprintf(&b, "- id: %s\n  secret: %s\n  name: Other App\n  redirectURIs: [\"http://127.0.0.1:1/callback\"]\n",
+		DexOtherClientID, DexOtherClientSecret)
 	cfg := filepath.Join(d.Dir, "dex.yaml")
 	if err := os.WriteFile(cfg, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,198 @@
+package authn
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeProvider is a minimal OIDC provider for the -short suite: discovery, JWKS, an
+// authorization endpoint that logs the configured user in at once, and a token endpoint that
+// checks PKCE and signs ID tokens with a test RSA key.
+type fakeProvider struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	mu        sync.Mutex
+	key       *rsa.PrivateKey
+	kid       string
+	published []*rsa.PrivateKey // keys in the JWKS, by kid
+	kids      []string
+	user      map[string]any // claims of the user who logs in
+	codes     map[string]fakeCode
+	badNonce  bool
+	jwksHits  int
+}
+
+type fakeCode struct {
+	clientID, nonce, challenge string
+}
+
+var (
+	testKeyOnce sync.Once
+	testKeys    []*rsa.PrivateKey
+)
+
+// testKey returns one of a few RSA keys generated once per test binary (generation is slow).
+func testKey(t *testing.T, i int) *rsa.PrivateKey {
+	t.Helper()
+	testKeyOnce.Do(func() {
+		for range 3 {
+			k, err := rsa.GenerateKey(rand.Reader, 2048)
+			if err != nil {
+				panic(err)
+			}
+			testKeys = append(testKeys, k)
+		}
+	})
+	return testKeys[i]
+}
+
+func newFakeProvider(t *testing.T) *fakeProvider {
+	t.Helper()
+	p := &fakeProvider{t: t, key: testKey(t, 0), kid: "key-1", codes: map[string]fakeCode{},
+		user: map[string]any{"sub": "alice-sub", "email": "alice@example.com", "email_verified": true,
+			"groups": []string{"engineers", "oncall"}}}
+	p.published = []*rsa.PrivateKey{p.key}
+	p.kids = []string{p.kid}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, map[string]any{
+			"issuer":                                p.srv.URL,
+			"authorization_endpoint":                p.srv.URL + "/auth",
+			"token_endpoint":                        p.srv.URL + "/token",
+			"jwks_uri":                              p.srv.URL + "/keys",
+			"id_token_signing_alg_values_supported": []string{"RS256"},
+			"end_session_endpoint":                  p.srv.URL + "/logout",
+		})
+	})
+	mux.HandleFunc("GET /keys", func(w http.ResponseWriter, r *http.Request) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.jwksHits++
+		var keys []map[string]string
+		for i, k := range p.published {
+			keys = append(keys, map[string]string{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": p.kids[i],
+				"n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes())})
+		}
+		writeJSON(w, map[string]any{"keys": keys})
+	})
+	mux.HandleFunc("GET /auth", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" {
+			http.Error(w, "PKCE S256 required", http.StatusBadRequest)
+			return
+		}
+		code := randomString()
+		p.mu.Lock()
+		p.codes[code] = fakeCode{clientID: q.Get("client_id"), nonce: q.Get("nonce"), challenge: q.Get("code_challenge")}
+		p.mu.Unlock()
+		u, _ := url.Parse(q.Get("redirect_uri"))
+		v := u.Query()
+		v.Set("code", code)
+		v.Set("state", q.Get("state"))
+		u.RawQuery = v.Encode()
+		http.Redirect(w, r, u.String(), http.StatusFound)
+	})
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		clientID, _, ok := r.BasicAuth()
+		if !ok {
+			clientID = r.PostFormValue("client_id")
+		}
+		p.mu.Lock()
+		c, found := p.codes[r.PostFormValue("code")]
+		delete(p.codes, r.PostFormValue("code"))
+		p.mu.Unlock()
+		sum := sha256.Sum256([]byte(r.PostFormValue("code_verifier")))
+		if !found || c.clientID != clientID || b64(sum[:]) != c.challenge {
+			w.WriteHeader(http.StatusBadRequest)
+			writeJSON(w, map[string]string{"error": "invalid_grant"})
+			return
+		}
+		claims := p.claims(clientID, time.Hour)
+		claims["nonce"] = c.nonce
+		if p.badNonce {
+			claims["nonce"] = "not-the-nonce"
+		}
+		writeJSON(w, map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 3600,
+			"id_token": p.sign(claims)})
+	})
+	p.srv = httptest.NewServer(mux)
+	t.Cleanup(p.srv.Close)
+	return p
+}
+
+// claims returns the user's claims for a token to aud lasting ttl.
+func (p *fakeProvider) claims(aud string, ttl time.Duration) map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := time.Now()
+	c := map[string]any{"iss": p.srv.URL, "aud": aud, "iat": now.Unix(), "exp": now.Add(ttl).Unix()}
+	for k, v := range p.user {
+		c[k] = v
+	}
+	return c
+}
+
+// sign signs claims with the provider's current key.
+func (p *fakeProvider) sign(claims map[string]any) string {
+	p.mu.Lock()
+	key, kid := p.key, p.kid
+	p.mu.Unlock()
+	return signJWT(p.t, key, kid, claims)
+}
+
+// rotate publishes a new signing key (and keeps the old one published, as providers do).
+func (p *fakeProvider) rotate(key *rsa.PrivateKey, kid string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.key, p.kid = key, kid
+	p.published = append(p.published, key)
+	p.kids = append(p.kids, kid)
+}
+
+func signJWT(t *testing.T, key *rsa.PrivateKey, kid string, claims map[string]any) string {
+	t.Helper()
+	header, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "JWT", "kid": kid})
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := b64(header) + "." + b64(payload)
+	sum := sha256.Sum256([]byte(signed))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signed + "." + b64(sig)
+}
+
+// resign replaces a JWT's signature with one by key, keeping its header (and kid) and claims.
+func resign(t *testing.T, raw string, key *rsa.PrivateKey) string {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parts[0] + "." + parts[1] + "." + b64(sig)
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
