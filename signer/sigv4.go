@@ -1,0 +1,127 @@
+package signer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+)
+
+// awsSigner is shared by every call. The v4 Signer caches derived signing keys by (access key
+// ID, date, region, service), not by secret: that is safe here only because every key it sees is
+// a freshly minted STS key whose ID maps to exactly one secret. Do not sign with long-lived keys
+// whose secret can change under the same ID through this signer.
+var awsSigner = v4.NewSigner()
+
+// Payload hashes a client may declare in X-Amz-Content-Sha256.
+const (
+	UnsignedPayload                 = "UNSIGNED-PAYLOAD"
+	StreamingUnsignedPayloadTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+)
+
+// ErrSignedStreamingPayload is returned for payloads in signed aws-chunked encoding
+// (STREAMING-AWS4-HMAC-SHA256-PAYLOAD...): each chunk's signature chains from the client's
+// request signature, so re-signing the headers alone would make every chunk invalid.
+var ErrSignedStreamingPayload = errors.New("signed streaming payloads cannot be re-signed")
+
+// emptySHA256 is the payload hash of a request without a body.
+var emptySHA256 = func() string { h := sha256.Sum256(nil); return hex.EncodeToString(h[:]) }()
+
+// clientAuthHeaders are the client's signature artifacts, removed before re-signing.
+var clientAuthHeaders = []string{"Authorization", "X-Amz-Security-Token", "X-Amz-Date", "X-Amz-Content-Sha256"}
+
+// presignQueryParams are the client's presigned-URL signature artifacts.
+var presignQueryParams = []string{"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+	"X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"}
+
+// hopByHopHeaders apply to one connection only and are never forwarded (RFC 9110 7.6.1).
+var hopByHopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// SignAWS replaces the client's SigV4 signature on r with one made from creds. r must already be
+// addressed to the upstream (URL scheme and host set by the caller): r.Host is reset to r.URL.Host
+// so that the signed host is the one the request is sent to. payloadHash is what the client
+// declared in X-Amz-Content-Sha256 (a hex SHA-256, UNSIGNED-PAYLOAD or
+// STREAMING-UNSIGNED-PAYLOAD-TRAILER) or the SHA-256 of the body when it declared none; "" is
+// accepted only for a request without a body.
+func SignAWS(ctx context.Context, r *http.Request, creds aws.Credentials, service, region, payloadHash string, now time.Time) error {
+	if r.URL == nil || r.URL.Host == "" {
+		return errors.New("sign aws request: no upstream host in the request URL")
+	}
+	if service == "" || region == "" {
+		return errors.New("sign aws request: service and region are required")
+	}
+	if payloadHash == "" {
+		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
+			return errors.New("sign aws request: payload hash required for a request with a body")
+		}
+		payloadHash = emptySHA256
+	}
+	if strings.HasPrefix(payloadHash, "STREAMING-") && payloadHash != StreamingUnsignedPayloadTrailer {
+		return fmt.Errorf("sign aws request: %w (%s)", ErrSignedStreamingPayload, payloadHash)
+	}
+	StripClientAuth(r)
+	r.Host = r.URL.Host
+	// S3 requires the header and every service accepts it; it also tells the upstream how to
+	// check the body (hash, unsigned or unsigned-with-trailer).
+	r.Header.Set("X-Amz-Content-Sha256", payloadHash)
+	if err := awsSigner.SignHTTP(ctx, creds, r, payloadHash, service, region, now); err != nil {
+		return fmt.Errorf("sign aws request: %w", err)
+	}
+	return nil
+}
+
+// StripClientAuth removes every client signature artifact (headers and presigned query
+// parameters) and every hop-by-hop header from r.
+func StripClientAuth(r *http.Request) {
+	if r.Header == nil {
+		r.Header = http.Header{}
+	}
+	// Headers named by Connection are hop-by-hop too.
+	for _, v := range r.Header.Values("Connection") {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				r.Header.Del(name)
+			}
+		}
+	}
+	for _, h := range hopByHopHeaders {
+		r.Header.Del(h)
+	}
+	for _, h := range clientAuthHeaders {
+		r.Header.Del(h)
+	}
+	// Any other spelling of the same headers (a non-canonical key set directly in the map).
+	for k := range r.Header {
+		ck := textproto.CanonicalMIMEHeaderKey(k)
+		for _, h := range clientAuthHeaders {
+			if ck == h {
+				delete(r.Header, k)
+			}
+		}
+	}
+	if r.URL == nil || r.URL.RawQuery == "" {
+		return
+	}
+	q := r.URL.Query()
+	changed := false
+	for k := range q {
+		for _, p := range presignQueryParams {
+			if strings.EqualFold(k, p) {
+				delete(q, k)
+				changed = true
+			}
+		}
+	}
+	if changed {
+		r.URL.RawQuery = q.Encode()
+	}
+}
