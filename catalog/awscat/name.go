@@ -1,0 +1,362 @@
+package awscat
+
+import (
+	"encoding/json"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/airlockhq/airlock/catalog"
+)
+
+// Request is what the namer needs from an HTTP request to AWS.
+type Request struct {
+	Method   string
+	Host     string // Host header as received, host[:port]
+	Path     string // escaped path as sent on the wire (URL.EscapedPath())
+	RawQuery string
+	Header   http.Header
+	// Body may be nil for large or streamed bodies; then body-borne names and resources
+	// (query protocol Action in a form body, json resource members) are not seen.
+	Body []byte
+	// Service and Region are the signing name and region of the SigV4 credential scope.
+	Service string
+	Region  string
+	// BaseHost is Airlock's own host[:port] in endpoint mode, or "" in forward mode, where
+	// Host is the real AWS host.
+	BaseHost string
+}
+
+// maxBodyParse bounds the body the namer reads for a resource or a form-encoded Action.
+const maxBodyParse = 1 << 20
+
+// Name names a request. A call it cannot name is catalog.Unknown: risk Privilege, never read.
+func Name(r Request) catalog.Action {
+	ix := loadIndex()
+	c := ix.candidates(r)
+	if len(c.services) == 0 {
+		return catalog.Unknown(catalog.AWS, unknownService(r.Service), c.region)
+	}
+	var op *operation
+	var res string
+	if target := r.Header.Get("X-Amz-Target"); target != "" {
+		op = ix.nameTarget(c, target)
+		if op != nil {
+			res = jsonResource(op, r.Body)
+		}
+	} else {
+		params := queryParams(r)
+		if action := params.Get("Action"); action != "" {
+			op = nameAction(c, action, params.Get("Version"))
+			if op != nil {
+				res = queryResource(op, params)
+			}
+		}
+		if op == nil {
+			op, res = nameRest(c, r, params)
+		}
+	}
+	if op == nil {
+		return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region)
+	}
+	return catalog.Action{
+		Cloud: catalog.AWS, Service: op.svc.IAMPrefix, Operation: op.op.Name,
+		IAMAction: op.info.IAMAction, Resource: res, Region: c.region,
+		Risk: op.info.Risk, Known: true,
+	}
+}
+
+func unknownService(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// candidateSet is the services a request may belong to, best first.
+type candidateSet struct {
+	services []*service
+	region   string
+	// hostEP is the endpoint prefix named by a real AWS host (forward mode), "" otherwise.
+	hostEP string
+	bucket string // S3 virtual-hosted-style bucket from the host
+}
+
+func (ix *index) candidates(r Request) candidateSet {
+	c := candidateSet{region: r.Region}
+	host := stripPort(strings.ToLower(r.Host))
+	signing := r.Service
+	if r.BaseHost == "" && host != "" {
+		if h, ok := ix.endpoints.lookupHost(host); ok {
+			c.hostEP, c.bucket = h.endpointPrefix, h.bucket
+			if signing == "" {
+				signing = h.signing
+			}
+			if c.region == "" {
+				c.region = h.region
+			}
+		}
+	} else if base := stripPort(strings.ToLower(r.BaseHost)); host != base && strings.HasSuffix(host, "."+base) {
+		c.bucket = strings.TrimSuffix(host, "."+base)
+	}
+	if alias, ok := signingAliases[signing]; ok {
+		signing = alias
+	}
+	list := ix.bySigning[signing]
+	if len(list) == 0 {
+		list = ix.byEP[signing]
+	}
+	if c.hostEP != "" && len(list) > 1 {
+		// The real host says which of the services sharing a signing name this is.
+		ordered := make([]*service, 0, len(list))
+		for _, s := range list {
+			if s.EndpointPrefix == c.hostEP {
+				ordered = append(ordered, s)
+			}
+		}
+		for _, s := range list {
+			if s.EndpointPrefix != c.hostEP {
+				ordered = append(ordered, s)
+			}
+		}
+		list = ordered
+	}
+	c.services = list
+	return c
+}
+
+func stripPort(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(hostport, ".")
+}
+
+// nameTarget names a json-protocol call by its X-Amz-Target, "Prefix.Operation". Only services
+// of the credential scope's signing name are considered: a target of another service is unknown.
+func (ix *index) nameTarget(c candidateSet, target string) *operation {
+	i := strings.LastIndexByte(target, '.')
+	if i < 0 {
+		return nil
+	}
+	prefix, name := target[:i], target[i+1:]
+	for _, s := range c.services {
+		if s.TargetPrefix == prefix {
+			if op := s.byName[name]; op != nil {
+				return op
+			}
+		}
+	}
+	return nil
+}
+
+// nameAction names a query- or ec2-protocol call by its Action (and Version, which tells apart
+// elasticloadbalancing 2012-06-01 from 2015-12-01). json services that also accept the query
+// protocol (SQS) are named the same way.
+func nameAction(c candidateSet, action, version string) *operation {
+	var first *operation
+	for _, s := range c.services {
+		if isRest(s.Protocol) {
+			continue
+		}
+		op := s.byName[action]
+		if op == nil {
+			continue
+		}
+		if version == "" || s.APIVersion == version {
+			return op
+		}
+		if first == nil {
+			first = op
+		}
+	}
+	return first
+}
+
+func queryParams(r Request) url.Values {
+	params, _ := url.ParseQuery(r.RawQuery)
+	if r.Method != http.MethodPost || len(r.Body) == 0 || len(r.Body) > maxBodyParse {
+		return params
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct != "application/x-www-form-urlencoded" {
+		return params
+	}
+	form, err := url.ParseQuery(string(r.Body))
+	if err != nil {
+		return params
+	}
+	if params == nil {
+		return form
+	}
+	for k, v := range form {
+		params[k] = append(params[k], v...)
+	}
+	return params
+}
+
+// nameRest matches a rest-json or rest-xml call against every candidate service's trie and
+// keeps the most specific match (most literal segments, then the best query/header fit).
+func nameRest(c candidateSet, r Request, params url.Values) (*operation, string) {
+	if params == nil {
+		params = url.Values{}
+	}
+	rq := &restRequest{query: params, header: r.Header}
+	if rq.header == nil {
+		rq.header = http.Header{}
+	}
+	segs := splitPath(r.Path)
+	var best *operation
+	var bestSegs []string
+	bestScore := -1 << 30
+	for _, s := range c.services {
+		root := s.rest[r.Method]
+		if root == nil {
+			continue
+		}
+		ss := segs
+		if c.bucket != "" && s.Model == "s3" {
+			ss = append([]string{url.PathEscape(c.bucket)}, segs...)
+			if len(segs) == 1 && segs[0] == "" {
+				ss = ss[:1] // "bucket.host/" is "/bucket"
+			}
+		}
+		op, score, used := matchWithSlashRetry(root, ss, rq)
+		if op == nil {
+			continue
+		}
+		score += op.literals * 100000
+		if s.EndpointPrefix == c.hostEP {
+			score += 10000000 // forward mode: the real host names the service
+		}
+		if score > bestScore {
+			best, bestSegs, bestScore = op, used, score
+		}
+	}
+	if best == nil {
+		return nil, ""
+	}
+	return best, restResource(best, bestSegs, r.Body, c.region)
+}
+
+// matchWithSlashRetry matches, then retries once with the trailing slash added or removed:
+// clients and templates disagree about it ("/2015-03-31/functions/").
+func matchWithSlashRetry(root *node, segs []string, rq *restRequest) (*operation, int, []string) {
+	if op, score := root.match(segs, 0, rq); op != nil {
+		return op, score, segs
+	}
+	var alt []string
+	if n := len(segs); n > 0 && segs[n-1] == "" {
+		alt = segs[:n-1]
+	} else {
+		alt = append(append([]string(nil), segs...), "")
+	}
+	if op, score := root.match(alt, 0, rq); op != nil {
+		return op, score - 1, alt
+	}
+	return nil, 0, nil
+}
+
+func restResource(op *operation, segs []string, body []byte, region string) string {
+	labels := op.labels(segs)
+	if op.svc.Model == "s3" {
+		b := labels["Bucket"]
+		if b == "" {
+			return ""
+		}
+		if k := labels["Key"]; k != "" {
+			return "arn:" + loadIndex().endpoints.arnPartition(region) + ":s3:::" + b + "/" + k
+		}
+		return "arn:" + loadIndex().endpoints.arnPartition(region) + ":s3:::" + b
+	}
+	var obj map[string]json.RawMessage
+	for _, ref := range op.op.Resource {
+		kind, name := ref[:2], ref[2:]
+		switch kind {
+		case "u:":
+			if v := labels[name]; v != "" {
+				return v
+			}
+		case "b:":
+			if obj == nil {
+				obj = jsonObject(body)
+			}
+			if v := jsonString(obj[name]); v != "" {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+func jsonResource(op *operation, body []byte) string {
+	var obj map[string]json.RawMessage
+	for _, ref := range op.op.Resource {
+		if !strings.HasPrefix(ref, "b:") {
+			continue
+		}
+		if obj == nil {
+			obj = jsonObject(body)
+		}
+		if v := jsonString(obj[ref[2:]]); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func jsonObject(body []byte) map[string]json.RawMessage {
+	obj := map[string]json.RawMessage{}
+	if len(body) == 0 || len(body) > maxBodyParse {
+		return obj
+	}
+	_ = json.Unmarshal(body, &obj)
+	return obj
+}
+
+// jsonString reads a string or a list of strings (joined by commas).
+func jsonString(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var list []string
+	if json.Unmarshal(raw, &list) == nil {
+		return strings.Join(list, ",")
+	}
+	return ""
+}
+
+// queryResource reads a resource parameter: "RoleName", or a list "InstanceId.1" (ec2) /
+// "Names.member.1" (query), joined by commas.
+func queryResource(op *operation, params url.Values) string {
+	for _, ref := range op.op.Resource {
+		if !strings.HasPrefix(ref, "q:") {
+			continue
+		}
+		name := ref[2:]
+		if v := params.Get(name); v != "" {
+			return v
+		}
+		var list []string
+		for _, prefix := range [...]string{name + ".", name + ".member."} {
+			for i := 1; ; i++ {
+				v := params.Get(prefix + strconv.Itoa(i))
+				if v == "" {
+					break
+				}
+				list = append(list, v)
+			}
+			if len(list) > 0 {
+				return strings.Join(list, ",")
+			}
+		}
+	}
+	return ""
+}
