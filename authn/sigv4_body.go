@@ -1,0 +1,177 @@
+package authn
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// payloadHash is the hash the signature covers: x-amz-content-sha256 when the client sent
+// it (S3 requires it on header-signed requests), UNSIGNED-PAYLOAD for a presigned S3 URL,
+// else the SHA-256 of the body, which then has to be read first (bounded by MaxBufferedBody,
+// and before the signature is known good: there is no other way to compute it). hashed
+// reports that last case, where the body needs no further check.
+func (v *SigV4Verifier) payloadHash(r *http.Request, in *sigv4Input) (payload string, hashed bool, _ *Error) {
+	declared := r.Header.Values("X-Amz-Content-Sha256")
+	if len(declared) > 1 {
+		return "", false, errIncomplete("Only one x-amz-content-sha256 header is allowed")
+	}
+	if len(declared) == 1 {
+		d := declared[0]
+		switch {
+		case d == payloadUnsigned, d == payloadStreamingUnsigned,
+			strings.HasPrefix(d, payloadStreamingSignedPref), strings.HasPrefix(d, payloadStreamingECDSAPref):
+			return d, false, nil
+		case isHexSHA256(d):
+			return d, false, nil
+		}
+		return "", false, refuse(sigv4Err(CodeContentSHA256Mismatch, http.StatusBadRequest,
+			"x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER or the hex SHA-256 of the body"))
+	}
+	if in.service == "s3" {
+		if in.presigned {
+			return payloadUnsigned, false, nil
+		}
+		return "", false, errIncomplete("Missing required header for this request: x-amz-content-sha256")
+	}
+	body, e := v.bufferBody(r, true)
+	if e != nil {
+		return "", false, e
+	}
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:]), true, nil
+}
+
+func isHexSHA256(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkBody holds the body to a declared hex hash; see Verify for the two regimes.
+func (v *SigV4Verifier) checkBody(r *http.Request, payload string) *Error {
+	if !isHexSHA256(payload) {
+		return nil // UNSIGNED-PAYLOAD or STREAMING-UNSIGNED-PAYLOAD-TRAILER
+	}
+	want, _ := hex.DecodeString(payload)
+	body, e := v.bufferBody(r, false)
+	switch {
+	case e == nil:
+		if sum := sha256.Sum256(body); !bytes.Equal(sum[:], want) {
+			return refuse(errBodyMismatch)
+		}
+		return nil
+	case e.Code == CodeRequestEntityTooLarge:
+		// Too large to hold: check it while it streams. bufferBody left what it read in
+		// front of the unread rest.
+		r.Body = &hashingBody{rc: r.Body, h: sha256.New(), want: want}
+		return nil
+	default:
+		return e
+	}
+}
+
+// bufferedBody is a body the verifier has read into memory.
+type bufferedBody struct {
+	*bytes.Reader
+	data []byte
+}
+
+func (bufferedBody) Close() error { return nil }
+
+// bufferBody reads the whole body when it fits in MaxBufferedBody and puts it back as a
+// replayable body (r.ContentLength and r.GetBody set, so the proxy can forward and retry it).
+// When it does not fit it returns RequestEntityTooLarge, leaving r.Body as the bytes already
+// read followed by the unread rest, so that nothing is lost.
+func (v *SigV4Verifier) bufferBody(r *http.Request, mustFit bool) ([]byte, *Error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		setBufferedBody(r, nil)
+		return nil, nil
+	}
+	if b, ok := r.Body.(bufferedBody); ok {
+		return b.data, nil // read already, to compute the payload hash
+	}
+	limit := v.cfg.MaxBufferedBody
+	if r.ContentLength > limit {
+		return nil, errTooLarge(mustFit)
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	_, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, refuse(sigv4Err(CodeIncompleteBody, http.StatusBadRequest,
+			"The request body could not be read to the end"))
+	}
+	if int64(buf.Len()) > limit {
+		r.Body = readCloser{io.MultiReader(bytes.NewReader(buf.Bytes()), r.Body), r.Body}
+		return nil, errTooLarge(mustFit)
+	}
+	_ = r.Body.Close()
+	setBufferedBody(r, buf.Bytes())
+	return buf.Bytes(), nil
+}
+
+func errTooLarge(mustFit bool) *Error {
+	if mustFit {
+		return refuse(sigv4Err(CodeRequestEntityTooLarge, http.StatusRequestEntityTooLarge,
+			"The request body is too large for Airlock to hash: send an x-amz-content-sha256 header with the body's SHA-256"))
+	}
+	return refuse(sigv4Err(CodeRequestEntityTooLarge, http.StatusRequestEntityTooLarge, "The request body is too large to buffer"))
+}
+
+func setBufferedBody(r *http.Request, data []byte) {
+	r.ContentLength = int64(len(data))
+	if len(data) == 0 {
+		r.Body = http.NoBody
+		r.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+		return
+	}
+	r.Body = bufferedBody{bytes.NewReader(data), data}
+	r.GetBody = func() (io.ReadCloser, error) { return bufferedBody{bytes.NewReader(data), data}, nil }
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
+
+// hashingBody hashes a body as it streams and fails the read that reaches EOF when the
+// body does not match the declared hash, so that the proxy's copy to the upstream fails.
+type hashingBody struct {
+	rc   io.ReadCloser
+	h    hash.Hash
+	want []byte
+	err  error
+}
+
+func (b *hashingBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.rc.Read(p)
+	b.h.Write(p[:n])
+	if errors.Is(err, io.EOF) {
+		if !bytes.Equal(b.h.Sum(nil), b.want) {
+			b.err = refuse(errBodyMismatch)
+			return n, b.err
+		}
+		b.err = io.EOF
+	}
+	return n, err
+}
+
+func (b *hashingBody) Close() error { return b.rc.Close() }
