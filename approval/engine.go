@@ -1,6 +1,7 @@
 package approval
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -82,11 +83,37 @@ const (
 	ScopeAction = "action"
 )
 
-// GrantTerms is what an approval of a held call creates.
+// GrantTerms is what an approval of a held call creates. In JSON the TTL is a Go duration
+// string ("1h0m0s").
 type GrantTerms struct {
-	TTL   time.Duration `json:"-"`
-	Uses  int           `json:"uses"`
-	Scope string        `json:"scope"`
+	TTL   time.Duration
+	Uses  int
+	Scope string
+}
+
+type grantTermsJSON struct {
+	TTL   string `json:"ttl"`
+	Uses  int    `json:"uses"`
+	Scope string `json:"scope"`
+}
+
+// MarshalJSON writes the TTL as a duration string.
+func (g GrantTerms) MarshalJSON() ([]byte, error) {
+	return json.Marshal(grantTermsJSON{TTL: g.TTL.String(), Uses: g.Uses, Scope: g.Scope})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (g *GrantTerms) UnmarshalJSON(b []byte) error {
+	var v grantTermsJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	ttl, err := time.ParseDuration(v.TTL)
+	if err != nil && v.TTL != "" {
+		return fmt.Errorf("grant ttl: %w", err)
+	}
+	*g = GrantTerms{TTL: ttl, Uses: v.Uses, Scope: v.Scope}
+	return nil
 }
 
 // Rule is one compiled policy.

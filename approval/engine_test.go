@@ -353,7 +353,11 @@ func TestDecide(t *testing.T) {
 			in:     Input{Identity: who(), Action: withRegion(runInst, "ap-south-1", "123456789012"), Target: "prod-aws"},
 			effect: Deny, rule: ""},
 		{name: "cloud names are case-insensitive", set: "clouds",
-			in:     Input{Identity: who(), Action: func() catalog.Action { a := withRegion(runInst, "us-east-1", "123456789012"); a.Cloud = "AWS"; return a }(), Target: "prod-aws"},
+			in: Input{Identity: who(), Action: func() catalog.Action {
+				a := withRegion(runInst, "us-east-1", "123456789012")
+				a.Cloud = "AWS"
+				return a
+			}(), Target: "prod-aws"},
 			effect: Allow, rule: "aws-home-regions"},
 		{name: "resource prefix condition", set: "clouds",
 			in:     Input{Identity: who(), Action: withResource(act("", "s3:DeleteObject", catalog.Destructive), "arn:aws:s3:::scratch-tmp/key"), Target: "prod-aws"},
