@@ -56,7 +56,12 @@ type Event struct {
 	Comment    string `json:"comment,omitempty"`
 	Error      string `json:"error,omitempty"`
 	// Replica names the writer; the chain is ordered by the store stream, not by replica.
-	Replica  string `json:"replica,omitempty"`
-	PrevHash string `json:"prev_hash"`
-	Hash     string `json:"hash"`
+	Replica string `json:"replica,omitempty"`
+	// ReplicaPrevHash links the events of one replica's file sink: it is the hash of the event
+	// written to that file just before this one (or the genesis value). It lets one replica's
+	// file verify on its own while PrevHash follows the global order of the store stream.
+	ReplicaPrevHash string `json:"replica_prev_hash,omitempty"`
+	PrevHash        string `json:"prev_hash"`
+	// Hash must stay the last field: the canonical form empties its value (see chain.go).
+	Hash string `json:"hash"`
 }
