@@ -83,7 +83,7 @@ func TestAPIAuthenticatorBearer(t *testing.T) {
 		"empty bearer":  {"Bearer ", nil},
 		"expired":       {"Bearer " + p.sign(p.claims("airlock", -time.Minute)), ErrTokenExpired},
 		"wrong aud":     {"Bearer " + p.sign(p.claims("other-app", time.Hour)), ErrWrongAudience},
-		"forged":        {"Bearer " + resign(t, good, testKey(t, 2)), ErrBadSignature},
+		"forged":        {"Bearer " + resign(t, good, testRSAKey(t, 2)), ErrBadSignature},
 		"not a JWT":     {"Bearer hello", ErrTokenMalformed},
 		"bootstrap off": {"Bearer a-bootstrap-token-of-some-length", ErrTokenMalformed},
 	} {

@@ -78,7 +78,7 @@ func TestDexVerifyIDToken(t *testing.T) {
 	}{
 		{"expired", dexOIDC(t, d, func() time.Time { return time.Now().Add(30 * 24 * time.Hour) }), alice,
 			ErrTokenExpired, "ID token expired: expired at"},
-		{"forged with Dex's kid", o, resign(t, alice, testKey(t, 1)), ErrBadSignature, "token signed by an unknown key"},
+		{"forged with Dex's kid", o, resign(t, alice, testRSAKey(t, 1)), ErrBadSignature, "token signed by an unknown key"},
 		{"wrong audience", o, dexPasswordToken(t, d, testenv.DexOtherClientID, testenv.DexOtherClientSecret, "alice@example.com"),
 			ErrWrongAudience, `ID token issued for another client: audience ["other-app"]`},
 		{"wrong issuer", o, dexPasswordToken(t, other, other.ClientID, other.ClientSecret, "alice@example.com"),

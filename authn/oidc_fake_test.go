@@ -40,28 +40,28 @@ type fakeCode struct {
 }
 
 var (
-	testKeyOnce sync.Once
-	testKeys    []*rsa.PrivateKey
+	testRSAKeyOnce sync.Once
+	testRSAKeys    []*rsa.PrivateKey
 )
 
-// testKey returns one of a few RSA keys generated once per test binary (generation is slow).
-func testKey(t *testing.T, i int) *rsa.PrivateKey {
+// testRSAKey returns one of a few RSA keys generated once per test binary (generation is slow).
+func testRSAKey(t *testing.T, i int) *rsa.PrivateKey {
 	t.Helper()
-	testKeyOnce.Do(func() {
+	testRSAKeyOnce.Do(func() {
 		for range 3 {
 			k, err := rsa.GenerateKey(rand.Reader, 2048)
 			if err != nil {
 				panic(err)
 			}
-			testKeys = append(testKeys, k)
+			testRSAKeys = append(testRSAKeys, k)
 		}
 	})
-	return testKeys[i]
+	return testRSAKeys[i]
 }
 
 func newFakeProvider(t *testing.T) *fakeProvider {
 	t.Helper()
-	p := &fakeProvider{t: t, key: testKey(t, 0), kid: "key-1", codes: map[string]fakeCode{},
+	p := &fakeProvider{t: t, key: testRSAKey(t, 0), kid: "key-1", codes: map[string]fakeCode{},
 		user: map[string]any{"sub": "alice-sub", "email": "alice@example.com", "email_verified": true,
 			"groups": []string{"engineers", "oncall"}}}
 	p.published = []*rsa.PrivateKey{p.key}

@@ -63,8 +63,8 @@ func TestVerifyIDToken(t *testing.T) {
 		{name: "not yet valid", o: o, raw: with(func(c map[string]any) { c["nbf"] = time.Now().Add(time.Hour).Unix() }), want: ErrTokenNotYetValid},
 		{name: "wrong audience", o: o, raw: p.sign(p.claims("other-app", time.Hour)), want: ErrWrongAudience, message: `"other-app"`},
 		{name: "wrong issuer", o: o, raw: other.sign(other.claims("airlock", time.Hour)), want: ErrWrongIssuer, message: other.srv.URL},
-		{name: "forged with same kid", o: o, raw: resign(t, good, testKey(t, 1)), want: ErrBadSignature, message: "token signed by an unknown key"},
-		{name: "unknown kid", o: o, raw: signJWT(t, testKey(t, 2), "nope", p.claims("airlock", time.Hour)), want: ErrBadSignature},
+		{name: "forged with same kid", o: o, raw: resign(t, good, testRSAKey(t, 1)), want: ErrBadSignature, message: "token signed by an unknown key"},
+		{name: "unknown kid", o: o, raw: signJWT(t, testRSAKey(t, 2), "nope", p.claims("airlock", time.Hour)), want: ErrBadSignature},
 		{name: "alg none", o: o, raw: b64([]byte(`{"alg":"none"}`)) + "." + strings.Split(good, ".")[1] + ".", want: ErrBadSignature},
 		{name: "malformed", o: o, raw: "not-a-token", want: ErrTokenMalformed},
 		{name: "payload not JSON", o: o, raw: "a.b.c", want: ErrTokenMalformed},
@@ -133,7 +133,7 @@ func TestVerifyIDTokenKeyRotation(t *testing.T) {
 	if _, err := o.VerifyIDToken(context.Background(), p.sign(p.claims("airlock", time.Hour))); err != nil {
 		t.Fatal(err)
 	}
-	p.rotate(testKey(t, 1), "key-2")
+	p.rotate(testRSAKey(t, 1), "key-2")
 	if _, err := o.VerifyIDToken(context.Background(), p.sign(p.claims("airlock", time.Hour))); err != nil {
 		t.Fatalf("token under the rotated key refused: %v", err)
 	}
