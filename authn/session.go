@@ -50,8 +50,8 @@ const (
 
 const loginStateTTL = 10 * time.Minute
 
-// SessionConfig configures browser sessions.
-type SessionConfig struct {
+// SessionsConfig configures browser sessions.
+type SessionsConfig struct {
 	OIDC  *OIDC       // required
 	Store store.Store // required
 	// PublicURL is where browsers reach Airlock; cookies are Secure when it is https, and
@@ -70,7 +70,7 @@ type SessionConfig struct {
 
 // Sessions runs the browser login and knows who holds a session cookie.
 type Sessions struct {
-	cfg      SessionConfig
+	cfg      SessionsConfig
 	oauth    *oauth2.Config
 	secure   bool
 	origin   string // scheme://host of PublicURL
@@ -79,7 +79,7 @@ type Sessions struct {
 }
 
 // NewSessions checks the config and loads (or creates) the signing key.
-func NewSessions(ctx context.Context, cfg SessionConfig) (*Sessions, error) {
+func NewSessions(ctx context.Context, cfg SessionsConfig) (*Sessions, error) {
 	var errs []error
 	if cfg.OIDC == nil {
 		errs = append(errs, errors.New("sessions: OIDC is required"))

@@ -59,7 +59,7 @@ func TestDexBrowserLogin(t *testing.T) {
 	publicURL := "http://" + srv.Listener.Addr().String()
 	d := testenv.StartDex(t, publicURL+CallbackPath)
 	aud := &recordingAuditor{}
-	s, err := NewSessions(context.Background(), SessionConfig{OIDC: dexOIDC(t, d, nil), Store: memory.New(nil),
+	s, err := NewSessions(context.Background(), SessionsConfig{OIDC: dexOIDC(t, d, nil), Store: memory.New(nil),
 		PublicURL: publicURL, Auditor: aud})
 	if err != nil {
 		t.Fatal(err)

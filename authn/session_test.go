@@ -15,9 +15,9 @@ import (
 	"github.com/airlockhq/airlock/store/memory"
 )
 
-func newTestSessions(t *testing.T, p *fakeProvider, publicURL string, mod func(*SessionConfig)) *Sessions {
+func newTestSessions(t *testing.T, p *fakeProvider, publicURL string, mod func(*SessionsConfig)) *Sessions {
 	t.Helper()
-	cfg := SessionConfig{OIDC: newTestOIDC(t, p, nil), Store: memory.New(nil), PublicURL: publicURL}
+	cfg := SessionsConfig{OIDC: newTestOIDC(t, p, nil), Store: memory.New(nil), PublicURL: publicURL}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -48,7 +48,7 @@ func airlockSite(s *Sessions) http.Handler {
 }
 
 // startSite starts Airlock's stand-in with sessions against the fake provider.
-func startSite(t *testing.T, p *fakeProvider, mod func(*SessionConfig)) (*httptest.Server, *Sessions) {
+func startSite(t *testing.T, p *fakeProvider, mod func(*SessionsConfig)) (*httptest.Server, *Sessions) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	publicURL := "http://" + srv.Listener.Addr().String()
@@ -80,7 +80,7 @@ func body(t *testing.T, resp *http.Response) string {
 func TestBrowserLoginLogout(t *testing.T) {
 	p := newFakeProvider(t)
 	aud := &recordingAuditor{}
-	srv, s := startSite(t, p, func(c *SessionConfig) { c.Auditor = aud })
+	srv, s := startSite(t, p, func(c *SessionsConfig) { c.Auditor = aud })
 	c := browser(t)
 
 	// An unauthenticated page load goes to the provider and back to the same page.
@@ -166,7 +166,7 @@ func TestBrowserLoginLogout(t *testing.T) {
 func TestSessionExpires(t *testing.T) {
 	p := newFakeProvider(t)
 	now := time.Now()
-	s := newTestSessions(t, p, "https://airlock.example", func(c *SessionConfig) {
+	s := newTestSessions(t, p, "https://airlock.example", func(c *SessionsConfig) {
 		c.TTL = time.Hour
 		c.Now = func() time.Time { return now }
 	})
@@ -235,7 +235,7 @@ func TestLoginRefusals(t *testing.T) {
 
 func TestLoginAuditDownRefusesLogin(t *testing.T) {
 	p := newFakeProvider(t)
-	srv, _ := startSite(t, p, func(c *SessionConfig) { c.Auditor = &recordingAuditor{fail: true} })
+	srv, _ := startSite(t, p, func(c *SessionsConfig) { c.Auditor = &recordingAuditor{fail: true} })
 	resp, err := browser(t).Get(srv.URL + "/requests/1")
 	if err != nil {
 		t.Fatal(err)
