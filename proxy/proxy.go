@@ -1,0 +1,215 @@
+// Package proxy is Airlock's front door for cloud traffic: it receives calls (endpoint mode and
+// forward/MITM mode), strings the pipeline stages together — authenticate, name, decide, mint,
+// forward, audit — and writes every refusal in the cloud's own error format. Decisions, credential
+// minting and audit live in their own packages; this package only wires them in order.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/airlockhq/airlock/approval"
+	"github.com/airlockhq/airlock/audit"
+	"github.com/airlockhq/airlock/authn"
+	"github.com/airlockhq/airlock/catalog"
+	"github.com/airlockhq/airlock/config"
+	"github.com/airlockhq/airlock/signer"
+)
+
+// The stages, declared here where they are consumed, each as small as the pipeline needs.
+type (
+	sigV4Verifier interface {
+		Verify(r *http.Request) (*authn.SigV4Result, error)
+	}
+	decider interface {
+		Decide(in approval.Input) approval.Decision
+		Risk(a catalog.Action) catalog.Risk
+	}
+	holder interface {
+		UseGrant(ctx context.Context, in approval.Input) (*approval.Grant, bool, error)
+		Hold(ctx context.Context, in approval.Input, d approval.Decision) (*approval.Request, error)
+		Wait(ctx context.Context, id string, max time.Duration) (*approval.Request, error)
+	}
+	awsMinter interface {
+		Credentials(ctx context.Context, t *config.Target, m signer.MintRequest) (aws.Credentials, error)
+	}
+	auditor interface {
+		Record(ctx context.Context, e *audit.Event) error
+	}
+)
+
+// Config wires the stages. Every field but Transport, Now and Metrics is required.
+type Config struct {
+	Settings  *config.Config
+	Logger    *slog.Logger
+	SigV4     sigV4Verifier
+	Policy    decider
+	Approvals holder
+	AWS       awsMinter
+	Audit     auditor
+	Metrics   *Metrics
+	Transport http.RoundTripper
+	Now       func() time.Time
+}
+
+// CheckAndSetDefaults refuses a half-wired proxy and fills the optional parts.
+func (c *Config) CheckAndSetDefaults() error {
+	var missing []string
+	for name, v := range map[string]any{"Settings": c.Settings, "Logger": c.Logger, "SigV4": c.SigV4,
+		"Policy": c.Policy, "Approvals": c.Approvals, "AWS": c.AWS, "Audit": c.Audit} {
+		if v == nil {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("proxy: missing %v", missing)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics()
+	}
+	if c.Transport == nil {
+		c.Transport = defaultTransport()
+	}
+	return nil
+}
+
+// Proxy serves cloud calls.
+type Proxy struct {
+	cfg     Config
+	forward *httputil.ReverseProxy
+}
+
+// New builds the proxy.
+func New(cfg Config) (*Proxy, error) {
+	if err := cfg.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	p := &Proxy{cfg: cfg}
+	p.forward = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      cfg.Transport,
+		FlushInterval:  -1, // stream: never hold a response chunk back
+		ModifyResponse: p.observeResponse,
+		ErrorHandler:   p.upstreamError,
+		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	return p, nil
+}
+
+func defaultTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 256
+	t.ResponseHeaderTimeout = 5 * time.Minute
+	// The proxy forwards the client's Accept-Encoding untouched; never add our own.
+	t.DisableCompression = true
+	return t
+}
+
+// IsAWSRequest reports whether r carries a SigV4 signature (header or presigned query): such a
+// request is cloud traffic whatever its path, so an S3 bucket named "api" never reaches the API.
+func IsAWSRequest(r *http.Request) bool {
+	if a := r.Header.Get("Authorization"); len(a) >= 16 && a[:16] == "AWS4-HMAC-SHA256" {
+		return true
+	}
+	return r.URL.Query().Get("X-Amz-Algorithm") != ""
+}
+
+// call is one request's state as it moves through the stages.
+type call struct {
+	id        string
+	start     time.Time
+	r         *http.Request
+	clientIP  string
+	sig       *authn.SigV4Result
+	identity  authn.Identity
+	target    *config.Target
+	action    catalog.Action
+	protocol  awsProtocol
+	decision  approval.Decision
+	approvers []string
+	policy    string
+	creds     aws.Credentials
+	upstream  upstream
+	status    int
+}
+
+type callKey struct{}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ServeHTTP is endpoint mode for AWS: the aws CLI or an SDK with AWS_ENDPOINT_URL pointing here.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &call{id: newRequestID(), start: p.cfg.Now(), r: r, clientIP: clientIP(r)}
+	c.protocol = guessAWSProtocol(r, "", "")
+	if err := p.serveAWS(w, c); err != nil {
+		p.refuse(w, c, err)
+	}
+}
+
+// serveAWS is the pipeline of ARCHITECTURE.md, in order. Each stage either fills the call or
+// returns the error the client will see.
+func (p *Proxy) serveAWS(w http.ResponseWriter, c *call) error {
+	if err := p.authenticate(c); err != nil {
+		return err
+	}
+	p.name(c)
+	if err := p.decide(c); err != nil {
+		return err
+	}
+	if err := p.mint(c); err != nil {
+		return err
+	}
+	p.forwardAndAudit(w, c)
+	return nil
+}
+
+// refuse writes err in the client's format and logs it. Refusals after authentication are
+// already on the audit stream (the decision event); those before it are logged.
+func (p *Proxy) refuse(w http.ResponseWriter, c *call, err error) {
+	var ce *cloudError
+	var ae *authn.Error
+	switch {
+	case errors.As(err, &ce):
+	case errors.As(err, &ae):
+		ce = &cloudError{Status: ae.Status, Code: ae.Code, Message: ae.Message}
+	default:
+		p.cfg.Logger.Error("internal error", "request_id", c.id, "err", err)
+		ce = &cloudError{Status: http.StatusInternalServerError, Code: "InternalFailure",
+			Message: "Airlock could not process the request (request ID " + c.id + ")"}
+	}
+	level := slog.LevelInfo
+	if ce.Status >= 500 {
+		level = slog.LevelWarn
+	}
+	p.cfg.Logger.Log(c.r.Context(), level, "call refused", "request_id", c.id, "code", ce.Code,
+		"status", ce.Status, "action", c.action.IAMAction, "subject", c.identity.Subject)
+	p.cfg.Metrics.refused(c.action.Cloud, ce.Code)
+	writeAWSError(w, c.protocol, c.id, ce)
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

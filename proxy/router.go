@@ -1,0 +1,16 @@
+package proxy
+
+import "net/http"
+
+// Router sends cloud traffic to the pipeline and everything else to the API and pages. The
+// choice is made on how the request is authenticated, never on its path: an S3 bucket named
+// "api" or "requests" is still S3.
+func Router(aws http.Handler, api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if IsAWSRequest(r) {
+			aws.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}

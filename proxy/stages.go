@@ -1,0 +1,329 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/airlockhq/airlock/approval"
+	"github.com/airlockhq/airlock/audit"
+	"github.com/airlockhq/airlock/catalog"
+	"github.com/airlockhq/airlock/catalog/awscat"
+	"github.com/airlockhq/airlock/signer"
+)
+
+// authenticate verifies the client's SigV4 signature against the credential Airlock issued and
+// resolves the target the credential is bound to.
+func (p *Proxy) authenticate(c *call) error {
+	res, err := p.cfg.SigV4.Verify(c.r)
+	if err != nil {
+		return err
+	}
+	c.sig = res
+	c.identity = res.Identity
+	c.protocol = guessAWSProtocol(c.r, res.Service, "")
+	t, ok := p.cfg.Settings.Target(res.Identity.Target)
+	if !ok || t.Cloud != catalog.AWS {
+		return &cloudError{Status: http.StatusForbidden, Code: "InvalidClientTokenId",
+			Message: fmt.Sprintf("the credential names target %q, which is not an AWS target of this Airlock; run 'airlock credentials aws --target NAME' again", res.Identity.Target)}
+	}
+	c.target = t
+	if !regionAllowed(t.Regions, res.Service, res.Region) {
+		return &cloudError{Status: http.StatusForbidden, Code: "AccessDenied",
+			Message: fmt.Sprintf("region %s is not enabled for target %s (allowed: %s)", res.Region, t.Name, strings.Join(t.Regions, ", "))}
+	}
+	return nil
+}
+
+// globalServices sign with us-east-1 whatever region the user works in.
+var globalServices = map[string]bool{"iam": true, "sts": true, "route53": true, "cloudfront": true,
+	"organizations": true, "s3": true, "globalaccelerator": true, "shield": true, "waf": true}
+
+func regionAllowed(regions []string, service, region string) bool {
+	if len(regions) == 0 || slices.Contains(regions, region) {
+		return true
+	}
+	return region == "us-east-1" && globalServices[service]
+}
+
+// name turns the request into an Action with the catalog and applies the configured risk tiers.
+func (p *Proxy) name(c *call) {
+	var body []byte
+	if c.r.GetBody != nil && c.r.ContentLength >= 0 && c.r.ContentLength <= maxNamingBody {
+		if rc, err := c.r.GetBody(); err == nil {
+			body, _ = io.ReadAll(rc)
+			rc.Close()
+		}
+	}
+	c.action = awscat.Name(awscat.Request{
+		Method: c.r.Method, Host: c.r.Host, Path: c.r.URL.Path, RawQuery: c.r.URL.RawQuery,
+		Header: c.r.Header, Body: body, Service: c.sig.Service, Region: c.sig.Region,
+		BaseHost: p.baseHost(),
+	})
+	c.action.Risk = p.cfg.Policy.Risk(c.action)
+	if op, ok := awscat.Lookup(c.action.IAMAction); ok {
+		c.protocol = guessAWSProtocol(c.r, c.sig.Service, op.Protocol)
+	}
+}
+
+// maxNamingBody bounds what the namer may look at; bigger bodies are data, not control.
+const maxNamingBody = 1 << 20
+
+func (p *Proxy) baseHost() string {
+	u, err := url.Parse(p.cfg.Settings.PublicURL)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+func (p *Proxy) input(c *call) approval.Input {
+	return approval.Input{
+		Identity: c.identity, Action: c.action, Target: c.target.Name, Now: p.cfg.Now(),
+		Request: approval.RequestContext{Reason: c.identity.Reason, Ticket: c.identity.Ticket,
+			SourceIP: c.clientIP, UserAgent: c.r.UserAgent()},
+	}
+}
+
+// decide applies policy. Allow goes on; deny is refused; hold looks for a grant from an earlier
+// approval, else holds the call for up to hold.wait and goes on the moment it is approved. The
+// decision is on the audit stream before anything is forwarded: if it cannot be written, the
+// call fails closed.
+func (p *Proxy) decide(c *call) error {
+	in := p.input(c)
+	d := p.cfg.Policy.Decide(in)
+	c.decision = d
+	if d.Rule != nil {
+		c.policy = d.Rule.Name
+	}
+	switch d.Effect {
+	case approval.Allow:
+		return p.recordDecision(c, "allow", "", "")
+	case approval.Deny:
+		if err := p.recordDecision(c, "deny", "", ""); err != nil {
+			return err
+		}
+		msg := fmt.Sprintf("%s on %s is denied by Airlock policy %q", c.action.IAMAction, orAll(c.action.Resource), orDefault(c.policy))
+		if d.Rule != nil && d.Rule.Message != "" {
+			msg += ": " + d.Rule.Message
+		}
+		return &cloudError{Status: http.StatusForbidden, Code: "AccessDenied", Message: msg + " (request ID " + c.id + ")"}
+	}
+	// Hold: an approval granted earlier for this very call lets it through.
+	g, ok, err := p.cfg.Approvals.UseGrant(c.r.Context(), in)
+	if err != nil {
+		return p.unavailable(c, "check grants", err)
+	}
+	if ok {
+		c.approvers = g.Approvers
+		return p.recordDecision(c, "allow", "grant_used", "")
+	}
+	req, err := p.cfg.Approvals.Hold(c.r.Context(), in, d)
+	if err != nil {
+		return p.unavailable(c, "hold request", err)
+	}
+	if err := p.recordDecisionFor(c, "hold", "held", req.ID); err != nil {
+		return err
+	}
+	waitStart := p.cfg.Now()
+	req, err = p.cfg.Approvals.Wait(c.r.Context(), req.ID, p.cfg.Settings.Hold.Wait.D())
+	p.cfg.Metrics.observeHold(p.cfg.Now().Sub(waitStart), string(stateOf(req)))
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		if c.r.Context().Err() != nil {
+			return &cloudError{Status: 499, Code: "RequestCanceled", Message: "client went away while the call was held"}
+		}
+		return p.unavailable(c, "wait for approval", err)
+	}
+	switch stateOf(req) {
+	case approval.StateApproved:
+		g, ok, err := p.cfg.Approvals.UseGrant(c.r.Context(), in)
+		if err != nil {
+			return p.unavailable(c, "use grant", err)
+		}
+		if ok {
+			c.approvers = g.Approvers
+			return p.recordDecisionFor(c, "allow", "approved", req.ID)
+		}
+		// Approved, but the grant was spent by a concurrent retry: held again.
+		return heldError(c, req, "its approval was already used")
+	case approval.StateDenied:
+		by := "an approver"
+		if req.DeniedBy != nil {
+			by = req.DeniedBy.Name()
+		}
+		msg := fmt.Sprintf("%s was denied by %s", c.action.IAMAction, by)
+		if req.Comment != "" {
+			msg += ": " + req.Comment
+		}
+		return &cloudError{Status: http.StatusForbidden, Code: "AccessDenied", Message: msg + " (request " + req.ID + ")"}
+	case approval.StateExpired:
+		return heldError(c, req, "the approval request expired")
+	}
+	return heldError(c, req, "")
+}
+
+func stateOf(r *approval.Request) approval.State {
+	if r == nil {
+		return ""
+	}
+	return r.State
+}
+
+func heldError(c *call, req *approval.Request, why string) error {
+	msg := fmt.Sprintf("%s on %s needs approval (Airlock policy %q). Request %s: approve at %s and retry", c.action.IAMAction, orAll(c.action.Resource), c.policy, req.ID, req.URL)
+	if why != "" {
+		msg = why + ": " + msg
+	}
+	return &cloudError{Status: http.StatusForbidden, Code: "AccessDenied", Message: msg}
+}
+
+func orAll(resource string) string {
+	if resource == "" {
+		return "*"
+	}
+	return resource
+}
+
+func orDefault(policy string) string {
+	if policy == "" {
+		return "default-deny"
+	}
+	return policy
+}
+
+func (p *Proxy) unavailable(c *call, what string, err error) error {
+	p.cfg.Logger.Error("fail closed", "request_id", c.id, "stage", what, "err", err)
+	return &cloudError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Retryable: true,
+		Message: "Airlock cannot " + what + " right now, so the call was not forwarded (request ID " + c.id + ")"}
+}
+
+func (p *Proxy) recordDecision(c *call, decision, step, requestRef string) error {
+	return p.recordDecisionFor(c, decision, step, requestRef)
+}
+
+// recordDecisionFor writes the decision event; the call does not go on if it cannot be written.
+func (p *Proxy) recordDecisionFor(c *call, decision, step, approvalID string) error {
+	p.cfg.Metrics.decided(c.action.Cloud, decision, c.action.Risk.String())
+	e := p.event(c, audit.KindDecision)
+	e.Decision = decision
+	e.Step = step
+	if approvalID != "" {
+		e.ApprovalID = approvalID
+	}
+	if err := p.cfg.Audit.Record(c.r.Context(), e); err != nil {
+		return p.unavailable(c, "write the audit trail", err)
+	}
+	return nil
+}
+
+func (p *Proxy) event(c *call, kind string) *audit.Event {
+	return &audit.Event{
+		Kind: kind, RequestID: c.id,
+		Identity: audit.Identity{Subject: c.identity.Subject, Email: c.identity.Email, Groups: c.identity.Groups},
+		Target:   targetName(c), Cloud: c.action.Cloud, Action: c.action.IAMAction, Service: c.action.Service,
+		Operation: c.action.Operation, Resource: c.action.Resource, Region: c.action.Region,
+		Risk: c.action.Risk.String(), Policy: c.policy, Approvers: c.approvers, Reason: c.identity.Reason,
+		ClientIP: c.clientIP, UserAgent: c.r.UserAgent(),
+	}
+}
+
+func targetName(c *call) string {
+	if c.target == nil {
+		return ""
+	}
+	return c.target.Name
+}
+
+// mint gets short-lived credentials for the target, narrowed to the action when the target
+// asks for session policies (the default).
+func (p *Proxy) mint(c *call) error {
+	up, err := p.upstreamFor(c)
+	if err != nil {
+		return err
+	}
+	c.upstream = up
+	m := signer.MintRequest{SessionName: c.identity.Name()}
+	if c.target.SessionPolicy == nil || *c.target.SessionPolicy {
+		m.Policy = signer.SessionPolicy(c.action.IAMAction, c.action.Resource)
+	}
+	ctx, cancel := context.WithTimeout(c.r.Context(), 30*time.Second)
+	defer cancel()
+	creds, err := p.cfg.AWS.Credentials(ctx, c.target, m)
+	if err != nil {
+		p.cfg.Logger.Error("mint failed", "request_id", c.id, "target", c.target.Name, "err", err)
+		return &cloudError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Retryable: true,
+			Message: fmt.Sprintf("Airlock could not obtain credentials for target %s (request ID %s)", c.target.Name, c.id)}
+	}
+	c.creds = creds
+	return nil
+}
+
+// forwardAndAudit re-signs and forwards the call, streams the answer back and records it.
+func (p *Proxy) forwardAndAudit(w http.ResponseWriter, c *call) {
+	ctx := context.WithValue(c.r.Context(), callKey{}, c)
+	p.forward.ServeHTTP(w, c.r.WithContext(ctx))
+	dur := p.cfg.Now().Sub(c.start)
+	p.cfg.Metrics.forwarded(c.action.Cloud, c.status, dur)
+	e := p.event(c, audit.KindForward)
+	e.Decision = "allow"
+	e.UpstreamStatus = c.status
+	e.DurationMS = float64(dur.Microseconds()) / 1000
+	// The call already happened; a failure here can only be reported, and the decision event
+	// written before forwarding already proves the call was allowed.
+	if err := p.cfg.Audit.Record(context.WithoutCancel(c.r.Context()), e); err != nil {
+		p.cfg.Logger.Error("audit forward event lost", "request_id", c.id, "err", err)
+	}
+}
+
+// rewrite points the outgoing request at the allowlisted upstream and signs it with the minted
+// credentials. It runs inside httputil.ReverseProxy after hop-by-hop headers are gone.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	c := pr.In.Context().Value(callKey{}).(*call)
+	out := pr.Out
+	out.URL.Scheme = c.upstream.scheme
+	out.URL.Host = c.upstream.host
+	out.Host = c.upstream.host
+	out.URL.Path = c.upstream.path
+	out.URL.RawPath = c.upstream.rawPath
+	out.URL.RawQuery = stripPresign(pr.In.URL.Query()).Encode()
+	out.Header.Del("X-Forwarded-For")
+	if err := signer.SignAWS(out.Context(), out, c.creds, c.sig.Service, c.sig.Region, c.sig.PayloadHash, p.cfg.Now()); err != nil {
+		// Leave the request unsigned: the upstream refuses it rather than us forwarding a
+		// half-signed call. Logged for the operator.
+		p.cfg.Logger.Error("re-sign failed", "request_id", c.id, "err", err)
+		out.Header.Del("Authorization")
+	}
+}
+
+func (p *Proxy) observeResponse(resp *http.Response) error {
+	c := resp.Request.Context().Value(callKey{}).(*call)
+	c.status = resp.StatusCode
+	return nil
+}
+
+func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	c := r.Context().Value(callKey{}).(*call)
+	c.status = http.StatusBadGateway
+	p.cfg.Metrics.upstreamError(c.action.Cloud)
+	p.cfg.Logger.Warn("upstream unreachable", "request_id", c.id, "upstream", c.upstream.host, "err", err)
+	writeAWSError(w, c.protocol, c.id, &cloudError{Status: http.StatusBadGateway, Code: "ServiceUnavailable", Retryable: true,
+		Message: fmt.Sprintf("the AWS endpoint %s is unreachable from Airlock (request ID %s)", c.upstream.host, c.id)})
+}
+
+// presignParams are the client's query-string signature; the upstream gets a header signature.
+var presignParams = []string{"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
+	"X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"}
+
+func stripPresign(q url.Values) url.Values {
+	for _, k := range presignParams {
+		q.Del(k)
+	}
+	return q
+}
