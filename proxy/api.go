@@ -136,7 +136,7 @@ func (a *API) credentials(w http.ResponseWriter, r *http.Request) {
 	}
 	ev := &audit.Event{Kind: audit.KindCredential, Step: "issued", Target: t.Name, Cloud: t.Cloud,
 		Identity: audit.Identity{Subject: id.Subject, Email: id.Email, Groups: id.Groups},
-		Reason: req.Reason, ClientIP: clientIP(r), UserAgent: r.UserAgent()}
+		Reason:   req.Reason, ClientIP: clientIP(r), UserAgent: r.UserAgent()}
 	// The issue is on the audit trail before the credential leaves, like every other decision.
 	if err := a.cfg.Audit.Record(r.Context(), ev); err != nil {
 		a.cfg.Logger.Error("audit unavailable: credential not issued", "err", err)

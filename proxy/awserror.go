@@ -24,11 +24,11 @@ func (e *cloudError) Error() string { return e.Code + ": " + e.Message }
 type awsProtocol int
 
 const (
-	protoXML   awsProtocol = iota // query protocol (IAM, STS, ...): <ErrorResponse>
-	protoEC2                      // EC2 query: <Response><Errors>
-	protoS3                       // rest-xml (S3, Route 53, CloudFront): <Error>
-	protoJSON                     // JSON 1.0/1.1 (X-Amz-Target): {"__type": ...}
-	protoREST                     // rest-json: {"message": ...} + X-Amzn-ErrorType
+	protoXML  awsProtocol = iota // query protocol (IAM, STS, ...): <ErrorResponse>
+	protoEC2                     // EC2 query: <Response><Errors>
+	protoS3                      // rest-xml (S3, Route 53, CloudFront): <Error>
+	protoJSON                    // JSON 1.0/1.1 (X-Amz-Target): {"__type": ...}
+	protoREST                    // rest-json: {"message": ...} + X-Amzn-ErrorType
 )
 
 // guessAWSProtocol picks the error format from the request alone, before (or without) the
