@@ -224,10 +224,14 @@ func (i *Issuer) newClaims(kind string, id Identity, cloud, target, reason strin
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("issue credential: %w", err)
 	}
+	ticket := TicketFromReason(reason)
+	if ticket == "" {
+		ticket = id.Ticket // e.g. set by the API from a separate field
+	}
 	now := i.now()
 	return &tokenClaims{
 		Kind: kind, Subject: id.Subject, Email: id.Email, Groups: id.Groups,
-		Target: target, Cloud: cloud, Reason: reason, Ticket: TicketFromReason(reason),
+		Target: target, Cloud: cloud, Reason: reason, Ticket: ticket,
 		IssuedAt: now.Unix(), Expires: now.Add(i.ttl).Unix(), Nonce: nonce,
 	}, nil
 }

@@ -1,0 +1,234 @@
+package authn
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The SigV4 canonical request, built from a request as the server received it.
+
+// rawRequestPath is the path as the client sent it: the request line when this is a
+// server-side request (so raw UTF-8 or spaces stay as sent), else the URL's escaped path.
+func rawRequestPath(r *http.Request) string {
+	p := ""
+	switch {
+	case r.RequestURI != "" && r.RequestURI != "*":
+		p, _, _ = strings.Cut(r.RequestURI, "?")
+		if !strings.HasPrefix(p, "/") {
+			// Absolute form, from a client that treats Airlock as its HTTP proxy.
+			if _, rest, ok := strings.Cut(p, "://"); ok {
+				if i := strings.IndexByte(rest, '/'); i >= 0 {
+					p = rest[i:]
+				} else {
+					p = ""
+				}
+			}
+		}
+	case r.URL.Opaque != "":
+		// Opaque "//host/path" is how SDK users pin an already-escaped path.
+		p = r.URL.Opaque
+		if rest, ok := strings.CutPrefix(p, "//"); ok {
+			if i := strings.IndexByte(rest, '/'); i >= 0 {
+				p = rest[i:]
+			} else {
+				p = ""
+			}
+		}
+	default:
+		p = r.URL.EscapedPath()
+	}
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+// normalizePath removes empty, "." and ".." segments the way botocore does: a trailing
+// slash survives unless nothing else does.
+func normalizePath(p string) string {
+	if !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return p
+	}
+	var out []string
+	for seg := range strings.SplitSeq(p, "/") {
+		switch seg {
+		case "", ".":
+		case "..":
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+		default:
+			out = append(out, seg)
+		}
+	}
+	s := "/" + strings.Join(out, "/")
+	if len(out) > 0 && strings.HasSuffix(p, "/") {
+		s += "/"
+	}
+	return s
+}
+
+// awsURIEncode percent-encodes every byte outside RFC 3986's unreserved set with upper-case
+// hex; '/' is kept unless encodeSlash.
+func awsURIEncode(s string, encodeSlash bool) string {
+	n := 0
+	for i := 0; i < len(s); i++ {
+		if !isUnreserved(s[i]) && (encodeSlash || s[i] != '/') {
+			n++
+		}
+	}
+	if n == 0 {
+		return s
+	}
+	const hexUpper = "0123456789ABCDEF"
+	b := make([]byte, 0, len(s)+2*n)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if isUnreserved(c) || (!encodeSlash && c == '/') {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', hexUpper[c>>4], hexUpper[c&15])
+		}
+	}
+	return string(b)
+}
+
+func isUnreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~'
+}
+
+// encodeS3Path is S3's canonical URI: the path as sent, already encoded once by the client.
+// Bytes no client may send unencoded (controls, space, non-ASCII) are encoded, as the client
+// will have done when it signed.
+func encodeS3Path(p string) string {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c >= 0x7f {
+			var b strings.Builder
+			for j := 0; j < len(p); j++ {
+				if c := p[j]; c <= ' ' || c >= 0x7f {
+					fmt.Fprintf(&b, "%%%02X", c)
+				} else {
+					b.WriteByte(c)
+				}
+			}
+			return b.String()
+		}
+	}
+	return p
+}
+
+type queryParam struct{ key, value string }
+
+// parseRawQuery splits a query into decoded pairs, keeping repeats and empty values. A
+// malformed escape is kept literally rather than refused: the signature decides.
+func parseRawQuery(raw string) []queryParam {
+	if raw == "" {
+		return nil
+	}
+	params := make([]queryParam, 0, strings.Count(raw, "&")+1)
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(part, "=")
+		params = append(params, queryParam{unescapeQuery(k), unescapeQuery(v)})
+	}
+	return params
+}
+
+func unescapeQuery(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	if u, err := url.QueryUnescape(s); err == nil {
+		return u
+	}
+	return s
+}
+
+// canonicalQuery encodes each name and value, then sorts (SigV4 sorts after encoding). A
+// presigned URL's own signature is left out.
+func canonicalQuery(query []queryParam, presigned bool) string {
+	if len(query) == 0 {
+		return ""
+	}
+	enc := make([]queryParam, 0, len(query))
+	for _, p := range query {
+		if presigned && p.key == "X-Amz-Signature" {
+			continue
+		}
+		enc = append(enc, queryParam{awsURIEncode(p.key, true), awsURIEncode(p.value, true)})
+	}
+	slices.SortFunc(enc, func(a, b queryParam) int {
+		if c := strings.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return strings.Compare(a.value, b.value)
+	})
+	var b strings.Builder
+	for i, p := range enc {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(p.key)
+		b.WriteByte('=')
+		b.WriteString(p.value)
+	}
+	return b.String()
+}
+
+// writeCanonicalHeaders writes "name:value\n" for each signed header. Go's server moves Host,
+// Content-Length and Transfer-Encoding out of r.Header, so those come from the request.
+func writeCanonicalHeaders(b *strings.Builder, r *http.Request, names []string) {
+	for _, name := range names {
+		b.WriteString(name)
+		b.WriteByte(':')
+		var values []string
+		switch name {
+		case "host":
+			host := r.Host
+			if host == "" {
+				host = r.URL.Host
+			}
+			values = []string{host}
+		case "content-length":
+			if values = r.Header.Values("Content-Length"); len(values) == 0 {
+				values = []string{strconv.FormatInt(max(r.ContentLength, 0), 10)}
+			}
+		case "transfer-encoding":
+			if values = r.Header.Values("Transfer-Encoding"); len(values) == 0 {
+				values = r.TransferEncoding
+			}
+		default:
+			values = r.Header.Values(name)
+		}
+		for i, v := range values {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			writeTrimmedValue(b, v)
+		}
+		b.WriteByte('\n')
+	}
+}
+
+// writeTrimmedValue trims the value and collapses runs of spaces into one.
+func writeTrimmedValue(b *strings.Builder, v string) {
+	v = strings.TrimSpace(v)
+	space := false
+	for i := 0; i < len(v); i++ {
+		if v[i] == ' ' {
+			if !space {
+				b.WriteByte(' ')
+			}
+			space = true
+			continue
+		}
+		space = false
+		b.WriteByte(v[i])
+	}
+}
