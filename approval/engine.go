@@ -333,7 +333,8 @@ func (e *Engine) Decide(in Input) Decision {
 				Why: fmt.Sprintf("%s: when: evaluation failed, denied (fail closed): %v", r.Path(), err),
 			}
 		case st == matched:
-			return Decision{Effect: r.Effect, Rule: r, Risk: risk, Why: r.explain(st, &in, risk, nil)}
+			why := fmt.Sprintf("%s decides %s: %s", r.Path(), r.Effect, r.explain(st, &in, risk, nil))
+			return Decision{Effect: r.Effect, Rule: r, Risk: risk, Why: why}
 		}
 	}
 	return Decision{Effect: Deny, Risk: risk, Why: "no policy matched (default deny)"}
@@ -420,7 +421,7 @@ func (r *Rule) matchingAction(name string) string {
 func (r *Rule) explain(st stage, in *Input, risk catalog.Risk, err error) string {
 	switch {
 	case err != nil:
-		return fmt.Sprintf("when %q failed to evaluate (Decide denies here, fail closed): %v", r.when.src, err)
+		return fmt.Sprintf("when '%s' failed to evaluate (Decide denies here, fail closed): %v", r.when.src, err)
 	case st == noCloud:
 		return fmt.Sprintf("cloud %q not in %v", in.Action.Cloud, r.clouds)
 	case st == noTarget:
@@ -432,7 +433,7 @@ func (r *Rule) explain(st stage, in *Input, risk catalog.Risk, err error) string
 	case st == noGroup:
 		return fmt.Sprintf("requester groups %v include none of %v", in.Identity.Groups, r.groups)
 	case st == noWhen:
-		return fmt.Sprintf("when %q is false", r.when.src)
+		return fmt.Sprintf("when '%s' is false", r.when.src)
 	}
 	var held []string
 	if len(r.clouds) > 0 {
@@ -457,10 +458,10 @@ func (r *Rule) explain(st stage, in *Input, risk catalog.Risk, err error) string
 		held = append(held, "requester in "+strings.Join(in2, ", "))
 	}
 	if r.when != nil {
-		held = append(held, fmt.Sprintf("when %q is true", r.when.src))
+		held = append(held, fmt.Sprintf("when '%s' is true", r.when.src))
 	}
 	if len(held) == 0 {
 		held = append(held, "no conditions (matches every call)")
 	}
-	return fmt.Sprintf("%s decides %s: %s", r.Path(), r.Effect, strings.Join(held, "; "))
+	return strings.Join(held, "; ")
 }

@@ -517,7 +517,7 @@ func TestExplain(t *testing.T) {
 		why              string
 	}{
 		{false, false, "risk destructive not in [read]"},
-		{false, false, `when "\"oncall\" in identity.groups" is false`},
+		{false, false, `when '"oncall" in identity.groups' is false`},
 		{true, true, "no conditions"},
 	}
 	for i, w := range want {
