@@ -4,8 +4,12 @@ package memory
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,9 +21,14 @@ type item struct {
 	expires time.Time // zero: never
 }
 
+type streamEntry struct {
+	id    streamID
+	value []byte
+}
+
 type stream struct {
-	entries []store.Entry
-	seq     uint64
+	entries []streamEntry // ordered by id
+	last    streamID      // the last id handed out, even if trimmed since
 	head    []byte
 }
 
@@ -27,12 +36,13 @@ type stream struct {
 type Store struct {
 	now func() time.Time
 
-	mu      sync.Mutex
-	items   map[string]item
-	sets    map[string]map[string]struct{}
-	streams map[string]*stream
-	subs    map[string]map[*subscription]struct{}
-	closed  bool
+	mu        sync.Mutex
+	items     map[string]item
+	sets      map[string]map[string]struct{}
+	streams   map[string]*stream
+	subs      map[string]map[*subscription]struct{}
+	closed    bool
+	lastSweep time.Time
 }
 
 var _ store.Store = (*Store)(nil)
@@ -43,11 +53,12 @@ func New(now func() time.Time) *Store {
 		now = time.Now
 	}
 	return &Store{
-		now:     now,
-		items:   map[string]item{},
-		sets:    map[string]map[string]struct{}{},
-		streams: map[string]*stream{},
-		subs:    map[string]map[*subscription]struct{}{},
+		now:       now,
+		items:     map[string]item{},
+		sets:      map[string]map[string]struct{}{},
+		streams:   map[string]*stream{},
+		subs:      map[string]map[*subscription]struct{}{},
+		lastSweep: now(),
 	}
 }
 
@@ -64,11 +75,34 @@ func (s *Store) getLocked(key string) (item, bool) {
 	if !ok {
 		return item{}, false
 	}
-	if !it.expires.IsZero() && !s.now().Before(it.expires) {
+	if it.expired(s.now()) {
 		delete(s.items, key)
 		return item{}, false
 	}
 	return it, true
+}
+
+func (it item) expired(now time.Time) bool {
+	return !it.expires.IsZero() && !now.Before(it.expires)
+}
+
+// sweepInterval is how often (in store time) writes also drop expired keys that nobody reads
+// again; without it a long-running replica would keep every expired grant and cached
+// credential until restart.
+const sweepInterval = time.Minute
+
+// putLocked stores a value and, at most once per sweepInterval, drops expired keys.
+func (s *Store) putLocked(key string, value []byte, ttl time.Duration) {
+	now := s.now()
+	if now.Sub(s.lastSweep) >= sweepInterval {
+		s.lastSweep = now
+		for k, it := range s.items {
+			if it.expired(now) {
+				delete(s.items, k)
+			}
+		}
+	}
+	s.items[key] = item{value: cloneValue(value), expires: s.expiry(ttl)}
 }
 
 func clone(b []byte) []byte {
@@ -78,38 +112,57 @@ func clone(b []byte) []byte {
 	return append([]byte{}, b...)
 }
 
+// cloneValue copies a stored value. A stored value is never nil, even when set from nil, so
+// that an existing empty value is told apart from an absent one (as with Redis, which stores
+// "").
+func cloneValue(b []byte) []byte {
+	return append([]byte{}, b...)
+}
+
 // Get implements store.Store.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	it, ok := s.getLocked(key)
 	if !ok {
 		return nil, store.ErrNotFound
 	}
-	return clone(it.value), nil
+	return cloneValue(it.value), nil
 }
 
 // Set implements store.Store.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.items[key] = item{value: clone(value), expires: s.expiry(ttl)}
+	s.putLocked(key, value, ttl)
 	return nil
 }
 
 // SetNX implements store.Store.
 func (s *Store) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.getLocked(key); ok {
 		return false, nil
 	}
-	s.items[key] = item{value: clone(value), expires: s.expiry(ttl)}
+	s.putLocked(key, value, ttl)
 	return true, nil
 }
 
 // Delete implements store.Store.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.items, key)
@@ -119,11 +172,14 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // Update implements store.Store. fn runs under the store's lock, so it must be quick.
 func (s *Store) Update(ctx context.Context, key string, fn func(old []byte) ([]byte, time.Duration, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var old []byte
 	if it, ok := s.getLocked(key); ok {
-		old = clone(it.value)
+		old = cloneValue(it.value)
 	}
 	v, ttl, err := fn(old)
 	if err != nil {
@@ -133,12 +189,18 @@ func (s *Store) Update(ctx context.Context, key string, fn func(old []byte) ([]b
 		delete(s.items, key)
 		return nil
 	}
-	s.items[key] = item{value: clone(v), expires: s.expiry(ttl)}
+	s.putLocked(key, v, ttl)
 	return nil
 }
 
+// errOverflow matches Redis, which refuses an INCRBY that would wrap around.
+var errOverflow = errors.New("increment or decrement would overflow")
+
 // IncrBy implements store.Store.
 func (s *Store) IncrBy(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	it, ok := s.getLocked(key)
@@ -152,6 +214,9 @@ func (s *Store) IncrBy(ctx context.Context, key string, delta int64, ttl time.Du
 	} else {
 		it.expires = s.expiry(ttl)
 	}
+	if (delta > 0 && n > math.MaxInt64-delta) || (delta < 0 && n < math.MinInt64-delta) {
+		return 0, fmt.Errorf("store: incr %s: %w", key, errOverflow)
+	}
 	n += delta
 	it.value = strconv.AppendInt(nil, n, 10)
 	s.items[key] = it
@@ -160,6 +225,12 @@ func (s *Store) IncrBy(ctx context.Context, key string, delta int64, ttl time.Du
 
 // SAdd implements store.Store.
 func (s *Store) SAdd(ctx context.Context, key string, members ...string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if len(members) == 0 {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	set := s.sets[key]
@@ -175,16 +246,26 @@ func (s *Store) SAdd(ctx context.Context, key string, members ...string) error {
 
 // SRem implements store.Store.
 func (s *Store) SRem(ctx context.Context, key string, members ...string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	set := s.sets[key]
 	for _, m := range members {
-		delete(s.sets[key], m)
+		delete(set, m)
+	}
+	if set != nil && len(set) == 0 {
+		delete(s.sets, key) // as Redis drops an empty set
 	}
 	return nil
 }
 
 // SMembers implements store.Store.
 func (s *Store) SMembers(ctx context.Context, key string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]string, 0, len(s.sets[key]))
@@ -213,6 +294,9 @@ func (sub *subscription) Close() error {
 func (sub *subscription) closeLocked() {
 	sub.once.Do(func() {
 		delete(sub.s.subs[sub.channel], sub)
+		if len(sub.s.subs[sub.channel]) == 0 {
+			delete(sub.s.subs, sub.channel)
+		}
 		close(sub.ch)
 	})
 }
@@ -223,11 +307,14 @@ const subscriptionBuffer = 256
 
 // Publish implements store.Store.
 func (s *Store) Publish(ctx context.Context, channel string, msg []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sub := range s.subs[channel] {
 		select {
-		case sub.ch <- clone(msg):
+		case sub.ch <- cloneValue(msg):
 		default:
 		}
 	}
@@ -236,6 +323,9 @@ func (s *Store) Publish(ctx context.Context, channel string, msg []byte) error {
 
 // Subscribe implements store.Store.
 func (s *Store) Subscribe(ctx context.Context, channel string) (store.Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -251,87 +341,118 @@ func (s *Store) Subscribe(ctx context.Context, channel string) (store.Subscripti
 
 // Append implements store.Store.
 func (s *Store) Append(ctx context.Context, name string, maxLen int64, fn func(head []byte) ([]byte, []byte, error)) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[name]
+	entry, head, err := fn(clone(st.headOrNil()))
+	if err != nil {
+		return "", err
+	}
 	if st == nil {
 		st = &stream{}
 		s.streams[name] = st
 	}
-	entry, head, err := fn(clone(st.head))
-	if err != nil {
-		return "", err
-	}
-	st.seq++
-	// IDs sort like Redis stream IDs: milliseconds-sequence.
-	id := fmt.Sprintf("%d-%d", s.now().UnixMilli(), st.seq)
-	st.entries = append(st.entries, store.Entry{ID: id, Value: clone(entry)})
+	st.last = st.last.next(s.now())
+	st.entries = append(st.entries, streamEntry{id: st.last, value: cloneValue(entry)})
 	st.head = clone(head)
 	if maxLen > 0 && int64(len(st.entries)) > maxLen {
-		st.entries = append([]store.Entry(nil), st.entries[int64(len(st.entries))-maxLen:]...)
+		// Reslicing (rather than copying the tail) keeps Append O(1) amortised: append
+		// reallocates, copying only the kept entries, once the capacity runs out.
+		drop := len(st.entries) - int(maxLen)
+		clear(st.entries[:drop])
+		st.entries = st.entries[drop:]
 	}
-	return id, nil
+	return st.last.String(), nil
+}
+
+func (st *stream) headOrNil() []byte {
+	if st == nil {
+		return nil
+	}
+	return st.head
 }
 
 // Range implements store.Store.
 func (s *Store) Range(ctx context.Context, name, afterID string, count int64) ([]store.Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var after streamID
+	if afterID != "" && afterID != "0" {
+		var err error
+		if after, err = parseID(afterID); err != nil {
+			return nil, err
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.streams[name]
 	if st == nil {
-		return nil, nil
+		return []store.Entry{}, nil
 	}
-	start := 0
-	if afterID != "" && afterID != "0" {
-		after, err := parseID(afterID)
-		if err != nil {
-			return nil, err
-		}
-		for start < len(st.entries) {
-			id, _ := parseID(st.entries[start].ID)
-			if id.after(after) {
-				break
-			}
-			start++
-		}
-	}
+	start := sort.Search(len(st.entries), func(i int) bool { return st.entries[i].id.after(after) })
 	end := len(st.entries)
 	if count > 0 && int64(end-start) > count {
 		end = start + int(count)
 	}
 	out := make([]store.Entry, 0, end-start)
 	for _, e := range st.entries[start:end] {
-		out = append(out, store.Entry{ID: e.ID, Value: clone(e.Value)})
+		out = append(out, store.Entry{ID: e.id.String(), Value: cloneValue(e.value)})
 	}
 	return out, nil
 }
 
 // Head implements store.Store.
 func (s *Store) Head(ctx context.Context, name string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if st := s.streams[name]; st != nil {
-		return clone(st.head), nil
-	}
-	return nil, nil
+	return clone(s.streams[name].headOrNil()), nil
 }
 
+// streamID is a Redis-style stream ID, "milliseconds-sequence", ordered by both parts.
 type streamID struct{ ms, seq uint64 }
 
-// after orders by the sequence alone: it is strictly increasing per stream even if the clock
-// (a fake one in tests) steps back.
-func (a streamID) after(b streamID) bool { return a.seq > b.seq }
+// next returns the ID after id at time now. Like Redis, it never goes backwards even when the
+// clock (a fake one in tests) does, and never hands out 0-0.
+func (id streamID) next(now time.Time) streamID {
+	if ms := now.UnixMilli(); ms > 0 && uint64(ms) > id.ms {
+		return streamID{ms: uint64(ms)}
+	}
+	return streamID{ms: id.ms, seq: id.seq + 1}
+}
 
+func (id streamID) after(other streamID) bool {
+	return id.ms > other.ms || (id.ms == other.ms && id.seq > other.seq)
+}
+
+func (id streamID) String() string {
+	return strconv.FormatUint(id.ms, 10) + "-" + strconv.FormatUint(id.seq, 10)
+}
+
+// parseID accepts "ms-seq" and, as Redis does for a range start, "ms" alone (= ms-0).
 func parseID(s string) (streamID, error) {
+	msPart, seqPart, hasSeq := strings.Cut(s, "-")
 	var id streamID
-	if _, err := fmt.Sscanf(s, "%d-%d", &id.ms, &id.seq); err != nil {
+	var err error
+	if id.ms, err = strconv.ParseUint(msPart, 10, 64); err != nil {
 		return id, fmt.Errorf("store: bad stream id %q", s)
+	}
+	if hasSeq {
+		if id.seq, err = strconv.ParseUint(seqPart, 10, 64); err != nil {
+			return id, fmt.Errorf("store: bad stream id %q", s)
+		}
 	}
 	return id, nil
 }
 
 // Ping implements store.Store.
-func (s *Store) Ping(ctx context.Context) error { return nil }
+func (s *Store) Ping(ctx context.Context) error { return ctx.Err() }
 
 // Close implements store.Store: it ends every subscription.
 func (s *Store) Close() error {

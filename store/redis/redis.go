@@ -1,0 +1,488 @@
+// Package redis is the store.Store that lets any number of Airlock replicas share one Redis
+// (standalone, Sentinel or Cluster, through go-redis). It means exactly what the embedded
+// store/memory means (both pass store/storetest); the difference is that state survives
+// restarts and that pub/sub, Update and Append work across replicas. Every key and channel is
+// prefixed (Config.KeyPrefix) so that several deployments can share one Redis.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/airlockhq/airlock/store"
+)
+
+// Config says which Redis to use.
+type Config struct {
+	// URL is the Redis to connect to:
+	//   redis://[user:password@]host:port/db, rediss://... (TLS), unix:///path/redis.sock
+	//   redis+sentinel://[user:password@]sentinel:26379/db?master_name=NAME&addr=sentinel2:26379
+	//   redis+cluster://[user:password@]node:6379?addr=node2:6379 (rediss+... for TLS)
+	// Query parameters are go-redis options (dial_timeout=3s, pool_size=20, ...).
+	URL string
+	// KeyPrefix is put in front of every key and channel name. Default "airlock:".
+	KeyPrefix string
+}
+
+// DefaultKeyPrefix is the KeyPrefix used when Config leaves it empty.
+const DefaultKeyPrefix = "airlock:"
+
+const (
+	// pingTimeout bounds New's connectivity check when the caller's context has no sooner
+	// deadline.
+	pingTimeout = 5 * time.Second
+	// maxTxAttempts bounds the optimistic WATCH/MULTI/EXEC loops of Update and Append. A
+	// writer loses a round only when another writer commits, so with fewer concurrent
+	// writers on one key than this, ErrConflict cannot happen.
+	maxTxAttempts = 100
+	// maxTxBackoff caps the random pause between two attempts, which spreads colliding
+	// writers apart.
+	maxTxBackoff = 8 * time.Millisecond
+)
+
+// Store is a store.Store on Redis. It is safe for concurrent use.
+type Store struct {
+	client  goredis.UniversalClient
+	prefix  string
+	cluster bool
+
+	mu     sync.Mutex
+	hub    *hub // created by the first Subscribe
+	closed bool
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New connects to the Redis that cfg names and checks that it answers. The error names the
+// host, never the password.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("redis: url is required")
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = DefaultKeyPrefix
+	}
+	client, where, password, err := newClient(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		_ = client.Close()
+		return nil, redact(fmt.Errorf("redis: cannot connect to %s: %w", where, err), password)
+	}
+	_, cluster := client.(*goredis.ClusterClient)
+	return &Store{client: client, prefix: cfg.KeyPrefix, cluster: cluster}, nil
+}
+
+// newClient builds the go-redis client for rawURL. where describes the server for messages;
+// password is returned only so that errors can be scrubbed of it.
+func newClient(rawURL string) (client goredis.UniversalClient, where, password string, err error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// url.Error repeats the whole URL, password included: keep only the reason.
+		var urlErr *url.Error
+		if errors.As(err, &urlErr) {
+			err = urlErr.Err
+		}
+		return nil, "", "", fmt.Errorf("redis: invalid url: %w", err)
+	}
+	password, _ = u.User.Password()
+	scheme, topology, _ := strings.Cut(u.Scheme, "+")
+	plain := *u
+	plain.Scheme = scheme
+	invalid := func(err error) (goredis.UniversalClient, string, string, error) {
+		return nil, "", "", redact(fmt.Errorf("redis: invalid url for %s: %w", u.Host, err), password)
+	}
+	switch topology {
+	case "":
+		opts, err := goredis.ParseURL(plain.String())
+		if err != nil {
+			return invalid(err)
+		}
+		opts.ContextTimeoutEnabled = true
+		return goredis.NewClient(opts), opts.Addr, password, nil
+	case "sentinel":
+		opts, err := goredis.ParseFailoverURL(plain.String())
+		if err != nil {
+			return invalid(err)
+		}
+		if opts.MasterName == "" {
+			return invalid(errors.New("master_name is required with redis+sentinel"))
+		}
+		// The URL's user and password are the Sentinels'; the data nodes usually share them.
+		if opts.Password == "" {
+			opts.Username, opts.Password = opts.SentinelUsername, opts.SentinelPassword
+		}
+		opts.ContextTimeoutEnabled = true
+		where := fmt.Sprintf("master %q via sentinel %s", opts.MasterName, strings.Join(opts.SentinelAddrs, ","))
+		return goredis.NewFailoverClient(opts), where, password, nil
+	case "cluster":
+		opts, err := goredis.ParseClusterURL(plain.String())
+		if err != nil {
+			return invalid(err)
+		}
+		opts.ContextTimeoutEnabled = true
+		return goredis.NewClusterClient(opts), "cluster " + strings.Join(opts.Addrs, ","), password, nil
+	default:
+		return invalid(fmt.Errorf("unknown scheme %q (want redis, rediss, unix, redis+sentinel or redis+cluster)", u.Scheme))
+	}
+}
+
+// redact removes password from err's text, should a dependency ever repeat it.
+func redact(err error, password string) error {
+	if password == "" || !strings.Contains(err.Error(), password) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), password, "xxxxx"))
+}
+
+func (s *Store) key(k string) string { return s.prefix + k }
+
+// streamKeys returns the keys of a stream's entries and of its head. In a Cluster both carry
+// the same hash tag, so that they live in one slot and one transaction may write both.
+func (s *Store) streamKeys(name string) (entries, head string) {
+	base := s.prefix + name
+	if s.cluster {
+		base = s.prefix + "{" + name + "}"
+	}
+	return base, base + ":head"
+}
+
+// expiration turns a store ttl into go-redis's: 0 for none, else at least a millisecond,
+// rounded up so that a key never expires earlier than asked.
+func expiration(ttl time.Duration) time.Duration {
+	if ttl <= 0 {
+		return 0
+	}
+	return (ttl + time.Millisecond - 1).Truncate(time.Millisecond)
+}
+
+// fail wraps a Redis error with the operation and key (never a value). When the context has
+// ended, the error also matches context.Canceled or context.DeadlineExceeded, even if go-redis
+// reported it as a network timeout.
+func fail(ctx context.Context, op, key string, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		return fmt.Errorf("redis %s %q: %w: %w", op, key, ctxErr, err)
+	}
+	return fmt.Errorf("redis %s %q: %w", op, key, err)
+}
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
+	v, err := s.client.Get(ctx, s.key(key)).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fail(ctx, "get", key, err)
+	}
+	return v, nil
+}
+
+// Set implements store.Store.
+func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := s.client.Set(ctx, s.key(key), value, expiration(ttl)).Err(); err != nil {
+		return fail(ctx, "set", key, err)
+	}
+	return nil
+}
+
+// SetNX implements store.Store.
+func (s *Store) SetNX(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	ok, err := s.client.SetNX(ctx, s.key(key), value, expiration(ttl)).Result()
+	if err != nil {
+		return false, fail(ctx, "setnx", key, err)
+	}
+	return ok, nil
+}
+
+// Delete implements store.Store.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := s.client.Del(ctx, s.key(key)).Err(); err != nil {
+		return fail(ctx, "delete", key, err)
+	}
+	return nil
+}
+
+// callbackError carries an error from the caller's fn through go-redis's Watch, so that it is
+// returned as it is rather than wrapped as a Redis failure.
+type callbackError struct{ err error }
+
+func (e callbackError) Error() string { return e.err.Error() }
+
+// optimistic runs fn in a WATCH on key until its MULTI/EXEC commits, retrying (after a short
+// random pause) when another writer changed key in between, at most maxTxAttempts times.
+func (s *Store) optimistic(ctx context.Context, key string, fn func(*goredis.Tx) error) error {
+	for attempt := range maxTxAttempts {
+		err := s.client.Watch(ctx, fn, key)
+		if !errors.Is(err, goredis.TxFailedErr) {
+			return err
+		}
+		backoff := min(maxTxBackoff, time.Duration(attempt+1)*time.Millisecond/2)
+		t := time.NewTimer(rand.N(backoff) + 1)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return store.ErrConflict
+}
+
+// getOrNil reads key inside a transaction; an absent key reads as nil.
+func getOrNil(ctx context.Context, tx *goredis.Tx, key string) ([]byte, error) {
+	v, err := tx.Get(ctx, key).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	return v, err
+}
+
+// Update implements store.Store with WATCH/MULTI/EXEC: fn may run several times.
+func (s *Store) Update(ctx context.Context, key string, fn func(old []byte) ([]byte, time.Duration, error)) error {
+	k := s.key(key)
+	err := s.optimistic(ctx, k, func(tx *goredis.Tx) error {
+		old, err := getOrNil(ctx, tx, k)
+		if err != nil {
+			return err
+		}
+		value, ttl, err := fn(old)
+		if err != nil {
+			return callbackError{err}
+		}
+		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			if value == nil {
+				p.Del(ctx, k)
+			} else {
+				p.Set(ctx, k, value, expiration(ttl))
+			}
+			return nil
+		})
+		return err
+	})
+	return s.txResult(ctx, "update", key, err)
+}
+
+func (s *Store) txResult(ctx context.Context, op, key string, err error) error {
+	var cb callbackError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &cb):
+		return cb.err
+	default:
+		return fail(ctx, op, key, err)
+	}
+}
+
+// IncrBy implements store.Store. SET NX with the ttl followed by INCRBY, in one MULTI/EXEC,
+// creates the counter with its expiry and leaves an existing counter's expiry alone.
+func (s *Store) IncrBy(ctx context.Context, key string, delta int64, ttl time.Duration) (int64, error) {
+	k := s.key(key)
+	var incr *goredis.IntCmd
+	_, err := s.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.SetNX(ctx, k, 0, expiration(ttl))
+		incr = p.IncrBy(ctx, k, delta)
+		return nil
+	})
+	if err != nil {
+		return 0, fail(ctx, "incrby", key, err)
+	}
+	return incr.Val(), nil
+}
+
+// SAdd implements store.Store.
+func (s *Store) SAdd(ctx context.Context, key string, members ...string) error {
+	if len(members) == 0 {
+		return ctx.Err()
+	}
+	if err := s.client.SAdd(ctx, s.key(key), anys(members)...).Err(); err != nil {
+		return fail(ctx, "sadd", key, err)
+	}
+	return nil
+}
+
+// SRem implements store.Store.
+func (s *Store) SRem(ctx context.Context, key string, members ...string) error {
+	if len(members) == 0 {
+		return ctx.Err()
+	}
+	if err := s.client.SRem(ctx, s.key(key), anys(members)...).Err(); err != nil {
+		return fail(ctx, "srem", key, err)
+	}
+	return nil
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// SMembers implements store.Store.
+func (s *Store) SMembers(ctx context.Context, key string) ([]string, error) {
+	m, err := s.client.SMembers(ctx, s.key(key)).Result()
+	if err != nil {
+		return nil, fail(ctx, "smembers", key, err)
+	}
+	return m, nil
+}
+
+// Publish implements store.Store.
+func (s *Store) Publish(ctx context.Context, channel string, msg []byte) error {
+	if err := s.client.Publish(ctx, s.key(channel), msg).Err(); err != nil {
+		return fail(ctx, "publish", channel, err)
+	}
+	return nil
+}
+
+// Subscribe implements store.Store. It returns once Redis has confirmed the subscription, so
+// that a message published (by any replica) after it returns is delivered.
+func (s *Store) Subscribe(ctx context.Context, channel string) (store.Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fail(ctx, "subscribe", channel, err)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("redis subscribe %q: %w", channel, errClosed)
+	}
+	if s.hub == nil {
+		s.hub = newHub(s.client)
+	}
+	h := s.hub
+	s.mu.Unlock()
+	sub, err := h.subscribe(ctx, s.key(channel))
+	if err != nil {
+		return nil, fail(ctx, "subscribe", channel, err)
+	}
+	return sub, nil
+}
+
+// Append implements store.Store. The head key is WATCHed while fn runs; XADD and the new head
+// are written in one MULTI/EXEC, which fails (and is retried) if another replica appended in
+// between. So every entry is built on the head it follows, and the chain stays one line.
+func (s *Store) Append(ctx context.Context, stream string, maxLen int64, fn func(head []byte) ([]byte, []byte, error)) (string, error) {
+	entriesKey, headKey := s.streamKeys(stream)
+	var id string
+	err := s.optimistic(ctx, headKey, func(tx *goredis.Tx) error {
+		head, err := getOrNil(ctx, tx, headKey)
+		if err != nil {
+			return err
+		}
+		entry, newHead, err := fn(head)
+		if err != nil {
+			return callbackError{err}
+		}
+		var xadd *goredis.StringCmd
+		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			args := &goredis.XAddArgs{Stream: entriesKey, Values: []any{entryField, entry}}
+			if maxLen > 0 {
+				args.MaxLen, args.Approx = maxLen, true
+			}
+			xadd = p.XAdd(ctx, args)
+			if newHead == nil {
+				p.Del(ctx, headKey)
+			} else {
+				p.Set(ctx, headKey, newHead, 0)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		id = xadd.Val()
+		return nil
+	})
+	if err := s.txResult(ctx, "append", stream, err); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// entryField is the stream field that holds an entry's value.
+const entryField = "v"
+
+// Range implements store.Store with XRANGE, starting exclusively after afterID.
+func (s *Store) Range(ctx context.Context, stream, afterID string, count int64) ([]store.Entry, error) {
+	entriesKey, _ := s.streamKeys(stream)
+	start := "-"
+	if afterID != "" && afterID != "0" {
+		start = "(" + afterID
+	}
+	var cmd *goredis.XMessageSliceCmd
+	if count > 0 {
+		cmd = s.client.XRangeN(ctx, entriesKey, start, "+", count)
+	} else {
+		cmd = s.client.XRange(ctx, entriesKey, start, "+")
+	}
+	msgs, err := cmd.Result()
+	if err != nil {
+		return nil, fail(ctx, "range", stream, err)
+	}
+	out := make([]store.Entry, 0, len(msgs))
+	for _, m := range msgs {
+		v, ok := m.Values[entryField].(string)
+		if !ok {
+			return nil, fmt.Errorf("redis range %q: entry %s has no field %q", stream, m.ID, entryField)
+		}
+		out = append(out, store.Entry{ID: m.ID, Value: []byte(v)})
+	}
+	return out, nil
+}
+
+// Head implements store.Store.
+func (s *Store) Head(ctx context.Context, stream string) ([]byte, error) {
+	_, headKey := s.streamKeys(stream)
+	v, err := s.client.Get(ctx, headKey).Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fail(ctx, "head", stream, err)
+	}
+	return v, nil
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx).Err(); err != nil {
+		return fail(ctx, "ping", "", err)
+	}
+	return nil
+}
+
+// Close implements store.Store: it ends every subscription and closes the connections. A
+// second Close does nothing.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	h := s.hub
+	s.mu.Unlock()
+	var errs []error
+	if h != nil {
+		errs = append(errs, h.close())
+	}
+	errs = append(errs, s.client.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("redis close: %w", err)
+	}
+	return nil
+}
