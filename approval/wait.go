@@ -74,7 +74,8 @@ func (w *Workflow) addWaiter(ctx context.Context, id string) (<-chan struct{}, f
 		return nil, nil, errClosed
 	}
 	if !w.subscribed {
-		sub, err := w.st.Subscribe(ctx, Channel)
+		// The subscription outlives this caller: it serves every later waiter of the process.
+		sub, err := w.st.Subscribe(context.WithoutCancel(ctx), Channel)
 		if err != nil {
 			return nil, nil, err
 		}

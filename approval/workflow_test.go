@@ -582,7 +582,7 @@ func TestWaitReturnsPendingOnTimeoutAndCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	got, err = f.wf.Wait(ctx, r.ID, time.Hour)
-	if !errors.Is(err, context.Canceled) || got.State != StatePending {
+	if !errors.Is(err, context.Canceled) || (got != nil && got.State != StatePending) {
 		t.Errorf("after cancel: %+v %v", got, err)
 	}
 	if _, err := f.wf.Wait(context.Background(), "nope", time.Hour); !errors.Is(err, ErrNotFound) {
