@@ -21,7 +21,7 @@ import (
 // authorization endpoint that logs the configured user in at once, and a token endpoint that
 // checks PKCE and signs ID tokens with a test RSA key.
 type fakeProvider struct {
-	t   *testing.T
+	t   testing.TB
 	srv *httptest.Server
 
 	mu        sync.Mutex
@@ -45,7 +45,7 @@ var (
 )
 
 // testRSAKey returns one of a few RSA keys generated once per test binary (generation is slow).
-func testRSAKey(t *testing.T, i int) *rsa.PrivateKey {
+func testRSAKey(t testing.TB, i int) *rsa.PrivateKey {
 	t.Helper()
 	testRSAKeyOnce.Do(func() {
 		for range 3 {
@@ -59,7 +59,7 @@ func testRSAKey(t *testing.T, i int) *rsa.PrivateKey {
 	return testRSAKeys[i]
 }
 
-func newFakeProvider(t *testing.T) *fakeProvider {
+func newFakeProvider(t testing.TB) *fakeProvider {
 	t.Helper()
 	p := &fakeProvider{t: t, key: testRSAKey(t, 0), kid: "key-1", codes: map[string]fakeCode{},
 		user: map[string]any{"sub": "alice-sub", "email": "alice@example.com", "email_verified": true,
@@ -162,7 +162,7 @@ func (p *fakeProvider) rotate(key *rsa.PrivateKey, kid string) {
 	p.kids = append(p.kids, kid)
 }
 
-func signJWT(t *testing.T, key *rsa.PrivateKey, kid string, claims map[string]any) string {
+func signJWT(t testing.TB, key *rsa.PrivateKey, kid string, claims map[string]any) string {
 	t.Helper()
 	header, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "JWT", "kid": kid})
 	payload, err := json.Marshal(claims)
@@ -179,7 +179,7 @@ func signJWT(t *testing.T, key *rsa.PrivateKey, kid string, claims map[string]an
 }
 
 // resign replaces a JWT's signature with one by key, keeping its header (and kid) and claims.
-func resign(t *testing.T, raw string, key *rsa.PrivateKey) string {
+func resign(t testing.TB, raw string, key *rsa.PrivateKey) string {
 	t.Helper()
 	parts := strings.Split(raw, ".")
 	sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-func newTestOIDC(t *testing.T, p *fakeProvider, mod func(*OIDCConfig)) *OIDC {
+func newTestOIDC(t testing.TB, p *fakeProvider, mod func(*OIDCConfig)) *OIDC {
 	t.Helper()
 	cfg := OIDCConfig{Issuer: p.srv.URL, ClientID: "airlock", ClientSecret: "airlock-secret",
 		ExtraAudiences: []string{"airlock-cli"}, RedirectURL: "http://127.0.0.1:1/auth/callback"}
@@ -169,4 +169,20 @@ func FuzzUnverifiedClaims(f *testing.F) {
 			}
 		}
 	})
+}
+
+func BenchmarkVerifyIDToken(b *testing.B) {
+	p := newFakeProvider(b)
+	o := newTestOIDC(b, p, nil)
+	raw := p.sign(p.claims("airlock", time.Hour))
+	ctx := context.Background()
+	if _, err := o.VerifyIDToken(ctx, raw); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := o.VerifyIDToken(ctx, raw); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -278,4 +279,47 @@ func FuzzLocalPath(f *testing.F) {
 			t.Fatalf("localPath(%q) = %q is not local", in, got)
 		}
 	})
+}
+
+func TestVerifyCSRF(t *testing.T) {
+	p := newFakeProvider(t)
+	s := newTestSessions(t, p, "https://airlock.example", nil)
+	sid, err := s.create(context.Background(), Identity{Subject: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := s.csrfFor(sid)
+	other := s.csrfFor("another-session")
+	for name, tc := range map[string]struct {
+		header map[string]string
+		form   string
+		ok     bool
+	}{
+		"form token":            {form: CSRFField + "=" + good, ok: true},
+		"header token":          {header: map[string]string{CSRFHeader: good}, ok: true},
+		"same origin":           {header: map[string]string{CSRFHeader: good, "Origin": "https://airlock.example", "Sec-Fetch-Site": "same-origin"}, ok: true},
+		"no token":              {},
+		"token of another":      {form: CSRFField + "=" + other},
+		"cross-site fetch":      {header: map[string]string{CSRFHeader: good, "Sec-Fetch-Site": "cross-site"}},
+		"same-site other port":  {header: map[string]string{CSRFHeader: good, "Sec-Fetch-Site": "same-site"}},
+		"foreign origin":        {header: map[string]string{CSRFHeader: good, "Origin": "https://evil.example"}},
+		"opaque origin (null)":  {header: map[string]string{CSRFHeader: good, "Origin": "null"}},
+		"http downgrade origin": {header: map[string]string{CSRFHeader: good, "Origin": "http://airlock.example"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/requests/1/approve", strings.NewReader(tc.form))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			for k, v := range tc.header {
+				r.Header.Set(k, v)
+			}
+			r.AddCookie(&http.Cookie{Name: SessionCookie, Value: sid})
+			err := s.VerifyCSRF(r)
+			if tc.ok != (err == nil) {
+				t.Fatalf("VerifyCSRF = %v, want ok=%v", err, tc.ok)
+			}
+			if err != nil && !errors.Is(err, ErrCSRF) {
+				t.Fatalf("err %v does not wrap ErrCSRF", err)
+			}
+		})
+	}
 }
