@@ -204,6 +204,8 @@ func parseSigV4(r *http.Request, query []queryParam) (*sigv4Input, *Error) {
 	auths := r.Header.Values("Authorization")
 	presigned := hasQueryAuth(query)
 	switch {
+	case len(auths) == 0 && !presigned && hasQuerySigV2(query):
+		return nil, refuse(errSigV2)
 	case len(auths) == 0 && !presigned:
 		return nil, refuse(errNoAuthentication)
 	case len(auths) > 0 && presigned:
@@ -262,12 +264,24 @@ func hasQueryAuth(query []queryParam) bool {
 	return false
 }
 
+// hasQuerySigV2 recognises a Signature Version 2 presigned URL, to say why it is refused.
+func hasQuerySigV2(query []queryParam) bool {
+	var keyID, sig bool
+	for _, p := range query {
+		keyID = keyID || p.key == "AWSAccessKeyId"
+		sig = sig || p.key == "Signature"
+	}
+	return keyID && sig
+}
+
 func parseAuthorization(in *sigv4Input, r *http.Request) (credential, signature string, _ *Error) {
 	algorithm, rest, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
 	switch algorithm {
 	case sigv4Algorithm:
 	case sigv4aAlgorithm:
 		return "", "", refuse(errSigV4a)
+	case "AWS":
+		return "", "", refuse(errSigV2)
 	default:
 		return "", "", errIncomplete("The Authorization header must use AWS Signature Version 4 (AWS4-HMAC-SHA256)")
 	}

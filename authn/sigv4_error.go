@@ -72,6 +72,9 @@ var (
 	errChunkSigned = sigv4Err(CodeNotImplemented, http.StatusNotImplemented,
 		"Chunk-signed uploads (x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD) are not supported by Airlock yet; "+
 			"use HTTPS to the Airlock endpoint, where the SDKs send UNSIGNED-PAYLOAD or a whole-body hash instead")
+	errSigV2 = sigv4Err(CodeNotImplemented, http.StatusNotImplemented,
+		"Signature Version 2 is not supported by Airlock; sign with SigV4 (for `aws s3 presign` with aws-cli v1, "+
+			"set `s3 =` / `signature_version = s3v4` in the profile)")
 	errSigV4a = sigv4Err(CodeNotImplemented, http.StatusNotImplemented,
 		"Signature Version 4A (AWS4-ECDSA-P256-SHA256) is not supported by Airlock; sign with SigV4 (AWS4-HMAC-SHA256)")
 )

@@ -442,7 +442,8 @@ func TestSigV4Malformed(t *testing.T) {
 		want   string
 	}{
 		{"nothing", nil, "", CodeMissingAuthenticationToken},
-		{"sigv2", map[string]string{"Authorization": "AWS AKID:c2lnbmF0dXJl"}, "", CodeIncompleteSignature},
+		{"sigv2", map[string]string{"Authorization": "AWS AKID:c2lnbmF0dXJl"}, "", CodeNotImplemented},
+		{"sigv2 presigned", nil, "AWSAccessKeyId=AKID&Signature=c2ln&Expires=1795605147", CodeNotImplemented},
 		{"sigv4a", map[string]string{"Authorization": "AWS4-ECDSA-P256-SHA256 Credential=x"}, "", CodeNotImplemented},
 		{"bearer", map[string]string{"Authorization": "Bearer abc"}, "", CodeIncompleteSignature},
 		{"no credential", map[string]string{"Authorization": "AWS4-HMAC-SHA256 SignedHeaders=host, Signature=" + sig, "X-Amz-Date": date}, "", CodeIncompleteSignature},
