@@ -18,6 +18,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // Integration marks a test as an integration test: skipped under -short, run otherwise.
@@ -231,7 +235,26 @@ func StartMinIO(t testing.TB) *MinIO {
 		}
 		return nil
 	})
+	// MinIO answers "live" before its IAM subsystem (and so its STS) is initialised; wait until
+	// an AssumeRole succeeds so tests never see "Server not initialized".
+	WaitFor(t, "minio sts", 60*time.Second, func() error { return m.assumeRole() })
 	return m
+}
+
+// assumeRole makes one STS AssumeRole call with the root credentials.
+func (m *MinIO) assumeRole() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	client := sts.New(sts.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(m.URL),
+		Credentials:  credentials.NewStaticCredentialsProvider(m.AccessKey, m.SecretKey, ""),
+	})
+	_, err := client.AssumeRole(ctx, &sts.AssumeRoleInput{
+		RoleArn:         aws.String("arn:aws:iam::000000000000:role/testenv-ready"),
+		RoleSessionName: aws.String("testenv"),
+	})
+	return err
 }
 
 // Dex is a running Dex OIDC provider with static users and the "airlock" client.

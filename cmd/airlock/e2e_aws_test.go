@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/airlockhq/airlock/audit"
+	"github.com/airlockhq/airlock/config"
+	"github.com/airlockhq/airlock/internal/testenv"
+)
+
+// airlockBinary builds cmd/airlock once per test run: the aws CLI calls it as credential_process.
+var airlockBinary = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "airlock-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "airlock")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// e2eEnv is one Airlock server started in-process on a loopback port, in front of MinIO.
+type e2eEnv struct {
+	t         *testing.T
+	url       string
+	token     string
+	auditFile string
+	minio     *testenv.MinIO
+	cfg       *config.Config
+	logs      *bytes.Buffer
+}
+
+const e2eToken = "e2e-bootstrap-token-0123456789"
+
+// startAirlock starts Airlock with cfgYAML (placeholders {{MINIO}}, {{AUDIT}} filled in).
+func startAirlock(t *testing.T, minio *testenv.MinIO, redisURL, cfgYAML string) *e2eEnv {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &e2eEnv{t: t, url: "http://" + ln.Addr().String(), token: e2eToken, minio: minio,
+		auditFile: filepath.Join(t.TempDir(), "audit.jsonl"), logs: &bytes.Buffer{}}
+	t.Setenv("AIRLOCK_E2E_TOKEN", e2eToken)
+	t.Setenv("MINIO_ACCESS_KEY", minio.AccessKey)
+	t.Setenv("MINIO_SECRET_KEY", minio.SecretKey)
+	t.Setenv("AIRLOCK_E2E_STORE_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	t.Setenv("AIRLOCK_REDIS_URL", redisURL)
+	t.Setenv("AIRLOCK_LISTEN", "")
+	y := strings.NewReplacer("{{MINIO}}", minio.URL, "{{AUDIT}}", e.auditFile, "{{LISTEN}}", ln.Addr().String()).Replace(cfgYAML)
+	cfg, err := config.Parse([]byte(y))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	e.cfg = cfg
+	ctx, cancel := context.WithCancel(context.Background())
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := newServer(ctx, cfg, logger)
+	if err != nil {
+		t.Fatalf("newServer: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		srv.Close()
+		if t.Failed() {
+			t.Logf("--- airlock log:\n%s", e.logs.String())
+		}
+	})
+	testenv.WaitFor(t, "airlock", 10*time.Second, testenv.HTTPReady(e.url+"/healthz"))
+	return e
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+const e2eConfig = `
+listen: {{LISTEN}}
+dev:
+  bootstrap_token_env: AIRLOCK_E2E_TOKEN
+  bootstrap_identity: {subject: alice, email: alice@example.com, groups: [engineers]}
+redis:
+  encryption_key_env: AIRLOCK_E2E_STORE_KEY
+targets:
+  - name: local
+    cloud: aws
+    role_arn: arn:aws:iam::000000000000:role/airlock-e2e
+    regions: [us-east-1]
+    endpoint: {{MINIO}}
+    sts_endpoint: {{MINIO}}
+    session_policy: false
+    base_credentials: {access_key_id_env: MINIO_ACCESS_KEY, secret_access_key_env: MINIO_SECRET_KEY}
+policies:
+  - name: no-bucket-deletes
+    actions: ["s3:DeleteBucket"]
+    decision: deny
+    message: buckets are forever
+  - name: object-deletes-need-sre
+    actions: ["s3:DeleteObject*"]
+    decision: hold
+    approvers: {groups: [sre-leads]}
+  - name: reads-and-writes-flow
+    risk: [read, write]
+    decision: allow
+  - name: default-deny
+    decision: deny
+hold: {wait: 1s}
+audit:
+  file: {{AUDIT}}
+`
+
+// awsCLI runs an aws CLI against Airlock with a credential_process profile.
+func (e *e2eEnv) awsCLI(bin string, args ...string) (string, error) {
+	e.t.Helper()
+	airlock, err := airlockBinary()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	dir := e.t.TempDir()
+	cfgFile := filepath.Join(dir, "config")
+	profile := fmt.Sprintf("[profile airlock]\nregion = us-east-1\ncredential_process = %s credentials aws --server %s --target local --reason \"JIRA-42 e2e\"\n", airlock, e.url)
+	if err := os.WriteFile(cfgFile, []byte(profile), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	cmd := exec.Command(bin, append([]string{"--profile", "airlock", "--endpoint-url", e.url}, args...)...)
+	cmd.Env = append(os.Environ(), "AWS_CONFIG_FILE="+cfgFile, "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"),
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_DEFAULT_REGION=us-east-1", "AIRLOCK_TOKEN="+e.token,
+		"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_ENDPOINT_URL=",
+		"AWS_MAX_ATTEMPTS=1", "AWS_RETRY_MODE=standard", "HOME="+dir)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func (e *e2eEnv) auditEvents() []audit.Event {
+	e.t.Helper()
+	f, err := os.Open(e.auditFile)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer f.Close()
+	var events []audit.Event
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var ev audit.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			e.t.Fatalf("audit line %q: %v", sc.Text(), err)
+		}
+		events = append(events, ev)
+	}
+	return events
+}
+
+// hasEvent reports whether an audit event of kind with action and decision exists.
+func hasEvent(events []audit.Event, kind, action, decision string) bool {
+	for _, ev := range events {
+		if ev.Kind == kind && ev.Action == action && (decision == "" || ev.Decision == decision) {
+			return true
+		}
+	}
+	return false
+}
+
+func awsCLIs(t *testing.T) map[string]string {
+	clis := map[string]string{"debian-awscli-v2": testenv.Binary(t, "/usr/bin/aws")}
+	// The pip aws-cli v1 on PATH, when the machine has one besides Debian's: test both.
+	if p, err := exec.LookPath("aws"); err == nil && p != "/usr/bin/aws" {
+		clis["path-awscli"] = p
+	}
+	return clis
+}
+
+func TestE2EAWSCLIThroughAirlock(t *testing.T) {
+	testenv.Integration(t)
+	minio := testenv.StartMinIO(t)
+	stores := map[string]string{"memory": ""}
+	stores["redis"] = testenv.Redis(t)
+	for storeName, redisURL := range stores {
+		for cliName, cli := range awsCLIs(t) {
+			t.Run(storeName+"/"+cliName, func(t *testing.T) {
+				e := startAirlock(t, minio, redisURL, e2eConfig)
+				bucket := strings.ReplaceAll(fmt.Sprintf("e2e-%s-%s-%d", storeName, cliName, time.Now().UnixNano()%1e6), "_", "-")
+				src := filepath.Join(t.TempDir(), "hello.txt")
+				if err := os.WriteFile(src, []byte("hello through airlock\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				run := func(args ...string) string {
+					t.Helper()
+					out, err := e.awsCLI(cli, args...)
+					if err != nil {
+						t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
+					}
+					return out
+				}
+				run("s3", "mb", "s3://"+bucket)
+				run("s3", "cp", src, "s3://"+bucket+"/hello.txt")
+				if out := run("s3", "ls", "s3://"+bucket); !strings.Contains(out, "hello.txt") {
+					t.Errorf("s3 ls does not list the object: %s", out)
+				}
+				dst := filepath.Join(t.TempDir(), "back.txt")
+				run("s3", "cp", "s3://"+bucket+"/hello.txt", dst)
+				if b, _ := os.ReadFile(dst); string(b) != "hello through airlock\n" {
+					t.Errorf("downloaded %q", b)
+				}
+
+				// A delete is held: the CLI gets AccessDenied naming the approval URL.
+				out, err := e.awsCLI(cli, "s3", "rm", "s3://"+bucket+"/hello.txt")
+				if err == nil || !strings.Contains(out, "AccessDenied") || !strings.Contains(out, e.url+"/requests/") {
+					t.Errorf("s3 rm: want a held AccessDenied with the approval URL, got err=%v\n%s", err, out)
+				}
+				// Deleting the bucket is denied by a named rule.
+				out, err = e.awsCLI(cli, "s3", "rb", "s3://"+bucket)
+				if err == nil || !strings.Contains(out, "no-bucket-deletes") || !strings.Contains(out, "buckets are forever") {
+					t.Errorf("s3 rb: want AccessDenied naming the rule, got err=%v\n%s", err, out)
+				}
+
+				events := e.auditEvents()
+				for _, want := range []struct{ kind, action, decision string }{
+					{"decision", "s3:CreateBucket", "allow"},
+					{"forward", "s3:CreateBucket", "allow"},
+					{"decision", "s3:PutObject", "allow"},
+					{"decision", "s3:ListObjectsV2", "allow"},
+					{"decision", "s3:GetObject", "allow"},
+					{"decision", "s3:DeleteObject", "hold"},
+					{"decision", "s3:DeleteBucket", "deny"},
+					{"credential", "", ""},
+				} {
+					if !hasEvent(events, want.kind, want.action, want.decision) {
+						t.Errorf("audit has no %s event for %q (%s)", want.kind, want.action, want.decision)
+					}
+				}
+				for _, ev := range events {
+					if ev.Kind == "forward" && ev.UpstreamStatus == 0 {
+						t.Errorf("forward event without upstream status: %+v", ev)
+					}
+					if ev.Kind == "decision" && ev.Identity.Email != "alice@example.com" {
+						t.Errorf("decision event without identity: %+v", ev)
+					}
+				}
+				if res, err := audit.VerifyFiles(audit.ChainFile, e.auditFile); err != nil {
+					t.Errorf("audit chain does not verify: %v (%+v)", err, res)
+				}
+			})
+		}
+	}
+}
+
+// TestE2EUpstreamRefusesUnsignedButAcceptsAirlock checks MinIO's own view: the object written
+// through Airlock exists (read back with MinIO's root credentials outside Airlock).
+func TestE2EForgedAndTamperedRequests(t *testing.T) {
+	testenv.Integration(t)
+	minio := testenv.StartMinIO(t)
+	e := startAirlock(t, minio, "", e2eConfig)
+	creds := e.issueAWS(t)
+
+	// A correctly signed ListBuckets goes through.
+	resp := e.signedRequest(t, creds, http.MethodGet, "/", nil, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("signed ListBuckets: %d %s", resp.StatusCode, resp.body)
+	}
+	// The body changed after signing: refused before anything reaches MinIO.
+	resp = e.signedRequest(t, creds, http.MethodPut, "/tampered-bucket", []byte("original"), func(r *http.Request) {
+		r.Body = ioNopCloser("tampered")
+		r.ContentLength = int64(len("tampered"))
+	})
+	if resp.StatusCode != 400 && resp.StatusCode != 403 || !strings.Contains(resp.body, "Mismatch") && !strings.Contains(resp.body, "SignatureDoesNotMatch") {
+		t.Errorf("tampered body: %d %s", resp.StatusCode, resp.body)
+	}
+	// A header changed after signing.
+	resp = e.signedRequest(t, creds, http.MethodGet, "/", nil, func(r *http.Request) {
+		r.Header.Set("X-Amz-Date", time.Now().UTC().Add(time.Second).Format("20060102T150405Z"))
+	})
+	if resp.StatusCode != 403 || !strings.Contains(resp.body, "SignatureDoesNotMatch") {
+		t.Errorf("tampered header: %d %s", resp.StatusCode, resp.body)
+	}
+	// A wrong secret.
+	bad := creds
+	bad.SecretAccessKey = "x" + creds.SecretAccessKey[1:]
+	resp = e.signedRequest(t, bad, http.MethodGet, "/", nil, nil)
+	if resp.StatusCode != 403 || !strings.Contains(resp.body, "SignatureDoesNotMatch") {
+		t.Errorf("wrong secret: %d %s", resp.StatusCode, resp.body)
+	}
+	// A forged Host header cannot redirect the call: it still lands on the target's endpoint
+	// (MinIO), so ListBuckets answers 200 from MinIO rather than reaching evil.example.
+	resp = e.signedRequest(t, creds, http.MethodGet, "/", nil, nil, withHost("evil.example:443"))
+	if resp.StatusCode != 200 || !strings.Contains(resp.body, "ListAllMyBucketsResult") {
+		t.Errorf("forged host: %d %s", resp.StatusCode, resp.body)
+	}
+}
