@@ -93,7 +93,7 @@ func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	auditLog, err := audit.NewLog(ctx, audit.LogConfig{
 		Store: s.store, Stream: auditStream(cfg), StreamMaxLen: cfg.Audit.StreamMaxLen,
 		File: cfg.Audit.File, FileMaxBytes: cfg.Audit.FileMaxBytes, FileSync: cfg.Audit.Fsync,
-		Stdout: stdoutSink(cfg.Audit.Stdout),
+		Stdout:  stdoutSink(cfg.Audit.Stdout),
 		Webhook: webhook,
 		Replica: replicaName(), Logger: logger,
 	})
@@ -142,8 +142,9 @@ func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 		return nil, err
 	}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	s.closers = append(s.closers, stop)
-	go workflow.Run(runCtx)
+	janitorDone := make(chan struct{})
+	go func() { _ = workflow.Run(runCtx); close(janitorDone) }()
+	s.closers = append(s.closers, func() { stop(); <-janitorDone; _ = workflow.Close() })
 
 	// Credentials Airlock mints from the clouds.
 	awsBroker, err := signer.NewAWSBroker(signer.AWSBrokerConfig{Store: s.store, Key: storeKey, Logger: logger})
