@@ -129,7 +129,8 @@ func withTokens(ctx context.Context, fn func(f *tokenFile) (changed bool, err er
 	return err
 }
 
-// lockFile takes an exclusive lock by creating path; a lock older than 30s is taken to be left
+// lockFile takes an exclusive lock by creating path; a lock older than 90s (longer than a
+// refresh may take) is taken to be left
 // by a crashed process.
 func lockFile(ctx context.Context, path string) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
@@ -144,7 +145,7 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 		if !errors.Is(err, fs.ErrExist) {
 			return nil, err
 		}
-		if st, err := os.Stat(path); err == nil && time.Since(st.ModTime()) > 30*time.Second {
+		if st, err := os.Stat(path); err == nil && time.Since(st.ModTime()) > 90*time.Second {
 			os.Remove(path)
 			continue
 		}
