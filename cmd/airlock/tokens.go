@@ -129,9 +129,8 @@ func withTokens(ctx context.Context, fn func(f *tokenFile) (changed bool, err er
 	return err
 }
 
-// lockFile takes an exclusive lock by creating path; a lock older than 90s (longer than a
-// refresh may take) is taken to be left
-// by a crashed process.
+// lockFile takes an exclusive lock by creating path. A lock older than 90s (longer than a
+// refresh may take) was left by a crashed process and is broken.
 func lockFile(ctx context.Context, path string) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, err
