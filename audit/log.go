@@ -24,6 +24,9 @@ import (
 const (
 	DefaultStream       = "airlock:audit"
 	DefaultStreamMaxLen = 1_000_000
+	// memoryStreamMaxLen is the default for the in-memory store, which holds the stream in
+	// the process (about 100 MB at 1 KB an event); the file is the durable record there.
+	memoryStreamMaxLen = 100_000
 	DefaultFileMaxBytes = 100 << 20
 	defaultAsyncBuffer  = 8192
 	defaultCloseTimeout = 5 * time.Second
@@ -40,8 +43,8 @@ type LogConfig struct {
 	Store store.Store
 	// Stream is the stream's key (default "airlock:audit").
 	Stream string
-	// StreamMaxLen trims the stream to about this many entries (default 1,000,000; negative:
-	// never trim). Trimming drops the oldest events from the store only; the chain of what is
+	// StreamMaxLen trims the stream to about this many entries (default 1,000,000, or 100,000
+	// with the in-memory store; negative: never trim). Trimming drops the oldest events from the store only; the chain of what is
 	// left still verifies (it starts at a non-genesis prev_hash).
 	StreamMaxLen int64
 
@@ -86,6 +89,9 @@ func (c *LogConfig) CheckAndSetDefaults() error {
 	}
 	if c.StreamMaxLen == 0 {
 		c.StreamMaxLen = DefaultStreamMaxLen
+		if _, inMemory := c.Store.(*memory.Store); inMemory {
+			c.StreamMaxLen = memoryStreamMaxLen
+		}
 	}
 	if c.FileMaxBytes <= 0 {
 		c.FileMaxBytes = DefaultFileMaxBytes
