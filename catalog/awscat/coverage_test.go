@@ -124,7 +124,7 @@ func testCoverage(t *testing.T, forward bool) {
 			perProto[s.Protocol].all++
 			key := s.Model + "/" + op.op.Name
 			got := Name(sdkRequest(s, op, forward))
-			if got.Known && got.IAMAction == op.info.IAMAction {
+			if got.Known && got.IAMAction == op.info.IAMAction && got.Operation == op.op.Name {
 				named++
 				perProto[s.Protocol].ok++
 				continue

@@ -54,10 +54,20 @@ func buildIndex(t *awsmodel.Table) *index {
 		s.Ops = nil
 		for _, o := range t.Services[i].Ops {
 			op := &operation{svc: s, op: o}
+			prefix, iamName := s.IAMPrefix, o.Name
+			if o.IAMName != "" {
+				iamName = o.IAMName
+				if p, n, ok := strings.Cut(o.IAMName, ":"); ok {
+					prefix, iamName = p, n
+				}
+			}
+			// The riskier reading of the API name and the IAM name: DeleteBucketCors is
+			// s3:PutBucketCORS, but it still deletes.
+			risk := max(catalog.DefaultRisk(catalog.AWS, s.IAMPrefix, o.Name),
+				catalog.DefaultRisk(catalog.AWS, prefix, iamName))
 			op.info = OpInfo{
-				IAMAction: s.IAMPrefix + ":" + o.Name, Service: s.IAMPrefix, Operation: o.Name,
-				Protocol: s.Protocol, Method: o.Method, URI: o.URI,
-				Risk: catalog.DefaultRisk(catalog.AWS, s.IAMPrefix, o.Name),
+				IAMAction: prefix + ":" + iamName, Service: prefix, Operation: o.Name,
+				Protocol: s.Protocol, Method: o.Method, URI: o.URI, Risk: risk,
 			}
 			s.byName[o.Name] = op
 			if isRest(s.Protocol) {
@@ -78,18 +88,30 @@ func buildIndex(t *awsmodel.Table) *index {
 	for _, name := range sortedKeys(ix.bySigning) {
 		for _, s := range ix.bySigning[name] {
 			for _, o := range sortedOps(s) {
-				k := strings.ToLower(o.info.IAMAction)
+				k := strings.ToLower(o.info.Service + ":" + o.info.Operation)
 				if seen[k] {
-					continue
+					continue // events and eventbridge, timestream-query and -write
 				}
 				seen[k] = true
 				ix.ops = append(ix.ops, o.info)
 			}
 		}
 	}
-	sort.Slice(ix.ops, func(i, j int) bool { return ix.ops[i].IAMAction < ix.ops[j].IAMAction })
+	sort.Slice(ix.ops, func(i, j int) bool {
+		if ix.ops[i].IAMAction != ix.ops[j].IAMAction {
+			return ix.ops[i].IAMAction < ix.ops[j].IAMAction
+		}
+		return ix.ops[i].Operation < ix.ops[j].Operation
+	})
+	// Lookup finds an operation by its API name (s3:ListObjectsV2) or, where IAM names it
+	// differently, by the IAM action (s3:ListBucket → the first such operation, ListObjects).
 	for i, o := range ix.ops {
-		ix.byIAM[strings.ToLower(o.IAMAction)] = i
+		ix.byIAM[strings.ToLower(o.Service+":"+o.Operation)] = i
+	}
+	for i, o := range ix.ops {
+		if k := strings.ToLower(o.IAMAction); !hasKey(ix.byIAM, k) {
+			ix.byIAM[k] = i
+		}
 	}
 	ix.endpoints = buildEndpoints(t, ix)
 	return ix
@@ -131,3 +153,8 @@ func sortedOps(s *service) []*operation {
 func isRest(protocol string) bool { return protocol == "rest-json" || protocol == "rest-xml" }
 
 var validRegion = regexp.MustCompile(`^[a-z0-9]+(-[a-z0-9]+)*$`)
+
+func hasKey[V any](m map[string]V, k string) bool {
+	_, ok := m[k]
+	return ok
+}

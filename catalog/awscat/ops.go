@@ -18,13 +18,15 @@ type OpInfo struct {
 	Risk      catalog.Risk `json:"risk"`
 }
 
-// Operations returns every operation, one per IAM action, sorted by IAM action.
+// Operations returns every operation, sorted by IAM action. Operation is the API name; several
+// API operations may share one IAM action (s3 ListObjects and ListObjectsV2 are s3:ListBucket).
 func Operations() []OpInfo {
 	ops := loadIndex().ops
 	return append([]OpInfo(nil), ops...)
 }
 
-// Lookup finds an operation by IAM action name, case-insensitively.
+// Lookup finds an operation by IAM action name or by service:Operation API name,
+// case-insensitively.
 func Lookup(iamAction string) (OpInfo, bool) {
 	ix := loadIndex()
 	i, ok := ix.byIAM[strings.ToLower(iamAction)]
@@ -43,11 +45,13 @@ func Search(text string, limit int) []OpInfo {
 	q := strings.ToLower(text)
 	var match func(o *OpInfo) bool
 	if strings.ContainsAny(text, "*?") {
-		match = func(o *OpInfo) bool { return catalog.MatchPattern(text, o.IAMAction) }
+		match = func(o *OpInfo) bool {
+			return catalog.MatchPattern(text, o.IAMAction) || catalog.MatchPattern(text, o.Service+":"+o.Operation)
+		}
 	} else {
 		words := strings.Fields(q)
 		match = func(o *OpInfo) bool {
-			name := strings.ToLower(o.IAMAction)
+			name := strings.ToLower(o.IAMAction + " " + o.Service + ":" + o.Operation)
 			for _, w := range words {
 				if !strings.Contains(name, w) {
 					return false

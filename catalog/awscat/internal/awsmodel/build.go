@@ -2,6 +2,8 @@ package awsmodel
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -44,30 +46,74 @@ func IAMPrefix(model, signingName string) string {
 
 // Build reads the models of the aws-sdk-go module rooted at sdkDir.
 func Build(sdkDir, sdkVersion string) (*Table, error) {
-	t := &Table{SDK: sdkVersion}
+	files, err := inputFiles(sdkDir)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := hashFiles(sdkDir, files)
+	if err != nil {
+		return nil, err
+	}
+	t := &Table{SDK: sdkVersion, InputSHA256: hash}
+	for _, f := range files[:len(files)-1] {
+		model := filepath.Base(filepath.Dir(filepath.Dir(f)))
+		svc, err := readService(model, f)
+		if err != nil {
+			return nil, err
+		}
+		t.Services = append(t.Services, svc)
+	}
+	parts, err := readEndpoints(files[len(files)-1])
+	if err != nil {
+		return nil, err
+	}
+	t.Partitions = parts
+	return t, nil
+}
+
+// InputHash hashes the files Build reads, without parsing them.
+func InputHash(sdkDir string) (string, error) {
+	files, err := inputFiles(sdkDir)
+	if err != nil {
+		return "", err
+	}
+	return hashFiles(sdkDir, files)
+}
+
+// inputFiles lists the newest api-2.json of every service, then endpoints.json.
+func inputFiles(sdkDir string) ([]string, error) {
 	dirs, err := filepath.Glob(filepath.Join(sdkDir, "models", "apis", "*"))
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(dirs)
+	var files []string
 	for _, dir := range dirs {
 		versions, _ := filepath.Glob(filepath.Join(dir, "*", "api-2.json"))
 		if len(versions) == 0 {
 			continue
 		}
 		sort.Strings(versions) // versions are dates: the last is the newest
-		svc, err := readService(filepath.Base(dir), versions[len(versions)-1])
+		files = append(files, versions[len(versions)-1])
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no models under %s", sdkDir)
+	}
+	return append(files, filepath.Join(sdkDir, "models", "endpoints", "endpoints.json")), nil
+}
+
+func hashFiles(root string, files []string) (string, error) {
+	h := sha256.New()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
 		if err != nil {
-			return nil, err
+			return "", err
 		}
-		t.Services = append(t.Services, svc)
+		rel, _ := filepath.Rel(root, f)
+		fmt.Fprintf(h, "%s %d\n", filepath.ToSlash(rel), len(b))
+		h.Write(b)
 	}
-	parts, err := readEndpoints(filepath.Join(sdkDir, "models", "endpoints", "endpoints.json"))
-	if err != nil {
-		return nil, err
-	}
-	t.Partitions = parts
-	return t, nil
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 type apiModel struct {
@@ -171,6 +217,9 @@ func readService(model, path string) (Service, error) {
 	for _, n := range names {
 		o := m.Operations[n]
 		op := Op{Name: n, Method: o.HTTP.Method, URI: o.HTTP.RequestURI, Deprecated: o.Deprecated}
+		if iamName := IAMActionName(model, n); iamName != n {
+			op.IAMName = iamName
+		}
 		if o.Endpoint != nil {
 			op.HostPrefix = o.Endpoint.HostPrefix
 		}

@@ -6,9 +6,11 @@ package awsmodel
 // Table is everything awscat needs from the SDK models, in a stable order.
 type Table struct {
 	// SDK is the module version the table was built from.
-	SDK        string      `json:"sdk"`
-	Services   []Service   `json:"services"`
-	Partitions []Partition `json:"partitions"`
+	SDK string `json:"sdk"`
+	// InputSHA256 hashes the model files read (InputHash), for a cheap staleness check.
+	InputSHA256 string      `json:"input_sha256"`
+	Services    []Service   `json:"services"`
+	Partitions  []Partition `json:"partitions"`
 }
 
 // Service is one model (models/apis/<Model>/<version>/api-2.json).
@@ -28,9 +30,11 @@ type Service struct {
 
 // Op is one operation of a service.
 type Op struct {
-	Name   string `json:"n"`
-	Method string `json:"m"`
-	URI    string `json:"u"` // requestUri template, with its literal query part
+	Name string `json:"n"`
+	// IAMName is the IAM action name when it is not Name (s3 ListObjectsV2 → ListBucket).
+	IAMName string `json:"iam,omitempty"`
+	Method  string `json:"m"`
+	URI     string `json:"u"` // requestUri template, with its literal query part
 	// Deprecated operations lose ties with the current operation of the same wire shape
 	// (s3 GetBucketLifecycle vs GetBucketLifecycleConfiguration).
 	Deprecated bool `json:"dep,omitempty"`
