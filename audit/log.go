@@ -26,7 +26,7 @@ const (
 	DefaultStreamMaxLen = 1_000_000
 	// memoryStreamMaxLen is the default for the in-memory store, which holds the stream in
 	// the process (about 100 MB at 1 KB an event); the file is the durable record there.
-	memoryStreamMaxLen = 100_000
+	memoryStreamMaxLen  = 100_000
 	DefaultFileMaxBytes = 100 << 20
 	defaultAsyncBuffer  = 8192
 	defaultCloseTimeout = 5 * time.Second
