@@ -18,11 +18,16 @@ import (
 //go:embed table.json.gz
 var tableData []byte
 
-var loadIndex = sync.OnceValue(func() *index {
-	t, err := awsmodel.Decode(tableData)
-	if err != nil {
-		// The table is embedded and checked by tests; a broken one is a build defect.
-		panic("awscat: embedded table: " + err.Error())
-	}
-	return buildIndex(t)
-})
+// loadIndex decodes the table and builds the indexes on first use (tens of milliseconds).
+var loadIndex = onceIndex()
+
+func onceIndex() func() *index {
+	return sync.OnceValue(func() *index {
+		t, err := awsmodel.Decode(tableData)
+		if err != nil {
+			// The table is embedded and checked by tests; a broken one is a build defect.
+			panic("awscat: embedded table: " + err.Error())
+		}
+		return buildIndex(t)
+	})
+}

@@ -1,0 +1,118 @@
+package awscat
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/airlockhq/airlock/catalog"
+)
+
+func form(body string) http.Header {
+	return http.Header{"Content-Type": {"application/x-www-form-urlencoded; charset=utf-8"}}
+}
+
+func target(t string) http.Header {
+	return http.Header{"X-Amz-Target": {t}, "Content-Type": {"application/x-amz-json-1.0"}}
+}
+
+func TestName(t *testing.T) {
+	const base = "airlock.test:8443"
+	tests := []struct {
+		name     string
+		r        Request
+		action   string
+		resource string
+		known    bool
+	}{
+		{"elb v1 by Version", Request{Method: "POST", Path: "/", Header: form(""), Service: "elasticloadbalancing",
+			Body: []byte("Action=DescribeLoadBalancers&Version=2012-06-01")}, "elasticloadbalancing:DescribeLoadBalancers", "", true},
+		{"elbv2 only operation", Request{Method: "POST", Path: "/", Header: form(""), Service: "elasticloadbalancing",
+			Body: []byte("Action=DeleteTargetGroup&Version=2015-12-01&TargetGroupArn=arn%3Aaws%3Aelasticloadbalancing%3Aus-east-1%3A1%3Atargetgroup%2Ftg%2F1")},
+			"elasticloadbalancing:DeleteTargetGroup", "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/tg/1", true},
+		{"query Action in the URL", Request{Method: "GET", Path: "/", RawQuery: "Action=ListUsers&Version=2010-05-08", Service: "iam"},
+			"iam:ListUsers", "", true},
+		{"cloudwatch signs as monitoring", Request{Method: "POST", Path: "/", Header: form(""), Service: "monitoring",
+			Body: []byte("Action=DeleteAlarms&Version=2010-08-01&AlarmNames.member.1=a&AlarmNames.member.2=b")}, "cloudwatch:DeleteAlarms", "a,b", true},
+		{"sqs json", Request{Method: "POST", Path: "/", Header: target("AmazonSQS.DeleteQueue"), Service: "sqs",
+			Body: []byte(`{"QueueUrl":"https://sqs.us-east-1.amazonaws.com/1/q"}`)}, "sqs:DeleteQueue", "", true},
+		{"sqs legacy query", Request{Method: "POST", Path: "/", Header: form(""), Service: "sqs",
+			Body: []byte("Action=PurgeQueue&Version=2012-11-05")}, "sqs:PurgeQueue", "", true},
+		{"kms json resource", Request{Method: "POST", Path: "/", Header: target("TrentService.ScheduleKeyDeletion"), Service: "kms",
+			Body: []byte(`{"KeyId":"1234abcd","PendingWindowInDays":7}`)}, "kms:ScheduleKeyDeletion", "1234abcd", true},
+		{"target of another service", Request{Method: "POST", Path: "/", Header: target("TrentService.Decrypt"), Service: "dynamodb"},
+			"dynamodb:Unknown", "", false},
+		{"unknown target operation", Request{Method: "POST", Path: "/", Header: target("DynamoDB_20120810.DropEverything"), Service: "dynamodb"},
+			"dynamodb:Unknown", "", false},
+		{"unknown signing name", Request{Method: "GET", Path: "/", Service: "nosuch"}, "nosuch:Unknown", "", false},
+		{"no service at all", Request{Method: "GET", Path: "/"}, "unknown:Unknown", "", false},
+		{"rest path that matches nothing", Request{Method: "PATCH", Path: "/nothing/here", Service: "lambda"}, "lambda:Unknown", "", false},
+		{"streamed body: rest needs no body", Request{Method: "PUT", Path: "/bkt/big.bin", Service: "s3"}, "s3:PutObject", "arn:aws:s3:::bkt/big.bin", true},
+		{"s3 tagging discriminator", Request{Method: "GET", Path: "/bkt/k", RawQuery: "tagging", Service: "s3"}, "s3:GetObjectTagging", "arn:aws:s3:::bkt/k", true},
+		{"s3 uploads discriminator", Request{Method: "GET", Path: "/bkt", RawQuery: "uploads", Service: "s3"}, "s3:ListBucketMultipartUploads", "arn:aws:s3:::bkt", true},
+		{"s3 versioning", Request{Method: "PUT", Path: "/bkt", RawQuery: "versioning", Service: "s3"}, "s3:PutBucketVersioning", "arn:aws:s3:::bkt", true},
+		{"s3 delete bucket policy", Request{Method: "DELETE", Path: "/bkt", RawQuery: "policy", Service: "s3"}, "s3:DeleteBucketPolicy", "arn:aws:s3:::bkt", true},
+		{"s3 virtual host root", Request{Method: "GET", Host: "bkt." + base, BaseHost: base, Path: "/", RawQuery: "list-type=2", Service: "s3"},
+			"s3:ListBucket", "arn:aws:s3:::bkt", true},
+		{"s3 escaped key", Request{Method: "DELETE", Path: "/bkt/a%20b/c%2Bd", Service: "s3"}, "s3:DeleteObject", "arn:aws:s3:::bkt/a b/c+d", true},
+		{"s3 in china", Request{Method: "DELETE", Path: "/bkt/k", Service: "s3", Region: "cn-north-1"}, "s3:DeleteObject", "arn:aws-cn:s3:::bkt/k", true},
+		{"s3 forward mode virtual host", Request{Method: "DELETE", Host: "bkt.s3.eu-west-1.amazonaws.com", Path: "/k"}, "s3:DeleteObject", "arn:aws:s3:::bkt/k", true},
+		{"s3control by account host", Request{Method: "GET", Host: "123456789012.s3-control.us-east-1.amazonaws.com", Path: "/v20180820/accesspoint",
+			Header: http.Header{"X-Amz-Account-Id": {"123456789012"}}}, "s3:ListAccessPoints", "", true},
+		{"lambda trailing slash", Request{Method: "GET", Path: "/2015-03-31/functions", Service: "lambda"}, "lambda:ListFunctions", "", true},
+		{"lambda policy literal beats label", Request{Method: "GET", Path: "/2015-03-31/functions/fn/policy", Service: "lambda"}, "lambda:GetPolicy", "fn", true},
+		{"forward mode ec2 without signing name", Request{Method: "POST", Host: "ec2.us-west-2.amazonaws.com", Path: "/", Header: form(""),
+			Body: []byte("Action=StopInstances&Version=2016-11-15&InstanceId.1=i-1")}, "ec2:StopInstances", "i-1", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.r.Region == "" && tt.r.Host == "" {
+				tt.r.Region = "us-east-1"
+			}
+			if tt.r.Host == "" {
+				tt.r.Host, tt.r.BaseHost = base, base
+			}
+			if tt.r.Header == nil {
+				tt.r.Header = http.Header{}
+			}
+			got := Name(tt.r)
+			if got.IAMAction != tt.action || got.Resource != tt.resource || got.Known != tt.known {
+				t.Errorf("got %s %q known %v, want %s %q known %v", got.IAMAction, got.Resource, got.Known, tt.action, tt.resource, tt.known)
+			}
+			if !got.Known && got.Risk != catalog.Privilege {
+				t.Errorf("unknown call has risk %s, want privilege", got.Risk)
+			}
+		})
+	}
+}
+
+func TestLookupAndSearch(t *testing.T) {
+	for _, name := range []string{"s3:PutBucketPolicy", "S3:putbucketpolicy", "s3:ListObjectsV2", "s3:ListBucket", "cloudwatch:PutMetricData", "lambda:InvokeFunction"} {
+		if _, ok := Lookup(name); !ok {
+			t.Errorf("Lookup(%q) found nothing", name)
+		}
+	}
+	if o, _ := Lookup("s3:ListObjectsV2"); o.IAMAction != "s3:ListBucket" || o.Operation != "ListObjectsV2" || o.Risk != catalog.Read {
+		t.Errorf("Lookup(s3:ListObjectsV2) = %+v", o)
+	}
+	if o, _ := Lookup("iam:PassRole"); o.IAMAction != "" {
+		t.Errorf("iam:PassRole is a permission, not an API operation: %+v", o)
+	}
+	got := Search("s3:Put*Policy", 0)
+	if len(got) == 0 {
+		t.Fatal("Search(s3:Put*Policy) found nothing")
+	}
+	for _, o := range got {
+		if o.Service != "s3" {
+			t.Errorf("Search(s3:Put*Policy) returned %s", o.IAMAction)
+		}
+	}
+	if got := Search("terminateinstances", 3); len(got) == 0 || got[0].IAMAction != "ec2:TerminateInstances" {
+		t.Errorf("Search(terminateinstances) = %+v", got)
+	}
+	if got := Search("delete", 5); len(got) != 5 {
+		t.Errorf("Search limit: %d results", len(got))
+	}
+	if n := len(Operations()); n < 14000 { // 15,554 model operations, some shared by two models (events, eventbridge)
+		t.Errorf("Operations() = %d, want every operation of the models", n)
+	}
+}
