@@ -66,7 +66,7 @@ func Describe(operation string) (OpInfo, bool) {
 		}
 	} else {
 		b.WriteString("/subscriptions/{subscriptionId}")
-		if len(types) > 0 {
+		if len(types) > 0 && !strings.EqualFold(types[0], "locations") {
 			b.WriteString("/resourceGroups/{resourceGroupName}")
 		}
 		b.WriteString("/providers/" + ns)

@@ -111,9 +111,15 @@ func TestNameCapturedClientRequests(t *testing.T) {
 		}, "Microsoft.Resources/subscriptions/resourceGroups/write", rgSDK},
 		{"resource group delete", func() error { _, err := resources.NewResourceGroupsClient().BeginDelete(ctx, "rg1", nil); return err },
 			"Microsoft.Resources/subscriptions/resourceGroups/delete", rgSDK},
-		{"resource group exists", func() error { _, err := resources.NewResourceGroupsClient().CheckExistence(ctx, "rg1", nil); return err },
+		{"resource group exists", func() error {
+			_, err := resources.NewResourceGroupsClient().CheckExistence(ctx, "rg1", nil)
+			return err
+		},
 			"Microsoft.Resources/subscriptions/resourceGroups/read", rgSDK},
-		{"provider register", func() error { _, err := resources.NewProvidersClient().Register(ctx, "Microsoft.Compute", nil); return err },
+		{"provider register", func() error {
+			_, err := resources.NewProvidersClient().Register(ctx, "Microsoft.Compute", nil)
+			return err
+		},
 			"Microsoft.Compute/register/action", "/subscriptions/" + subID},
 		{"generic delete by id", func() error {
 			_, err := resources.NewClient().BeginDeleteByID(ctx, rgPath+"/providers/Microsoft.Storage/storageAccounts/sa1", "2023-05-01", nil)
