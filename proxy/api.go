@@ -264,8 +264,16 @@ func (a *API) auditStream(w http.ResponseWriter, r *http.Request) {
 // authenticate answers 401 itself when the caller is unknown.
 func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (authn.Identity, bool) {
 	id, err := a.cfg.Auth.Authenticate(r)
-	if err != nil {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="airlock"`)
+	switch {
+	case err == nil:
+	case errors.Is(err, authn.ErrCSRF):
+		apiError(w, http.StatusForbidden, "csrf", err.Error())
+		return authn.Identity{}, false
+	case errors.Is(err, authn.ErrAuditUnavailable):
+		apiError(w, http.StatusServiceUnavailable, "audit_unavailable", err.Error())
+		return authn.Identity{}, false
+	default:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="airlock", error="invalid_token"`)
 		apiError(w, http.StatusUnauthorized, "unauthenticated", "log in first: airlock login --server "+a.cfg.Settings.PublicURL+" ("+err.Error()+")")
 		return authn.Identity{}, false
 	}

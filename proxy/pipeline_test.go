@@ -245,10 +245,10 @@ func TestAllowedCallIsReSignedWithMintedCredentials(t *testing.T) {
 	if p.upstream.hits.Load() != 1 || p.upstream.last.Load() == nil {
 		t.Fatal("upstream did not accept the re-signed call")
 	}
-	if d := p.audit.find("decision", "s3:ListBuckets", "allow"); d == nil || d.Policy != "reads-flow" || d.Identity.Email != "alice@example.com" || d.Reason != "INC-7 cleanup" {
+	if d := p.audit.find("decision", "s3:ListAllMyBuckets", "allow"); d == nil || d.Policy != "reads-flow" || d.Identity.Email != "alice@example.com" || d.Reason != "INC-7 cleanup" {
 		t.Errorf("decision event: %+v", d)
 	}
-	if f := p.audit.find("forward", "s3:ListBuckets", ""); f == nil || f.UpstreamStatus != 200 {
+	if f := p.audit.find("forward", "s3:ListAllMyBuckets", ""); f == nil || f.UpstreamStatus != 200 {
 		t.Errorf("forward event: %+v", f)
 	}
 }
@@ -412,7 +412,7 @@ func TestUpstreamUnreachableIsAReadableError(t *testing.T) {
 	if resp.StatusCode != 502 || !strings.Contains(body, "unreachable") {
 		t.Errorf("upstream down: %d %s", resp.StatusCode, body)
 	}
-	if f := p.audit.find("forward", "s3:ListBuckets", ""); f == nil || f.UpstreamStatus != 502 {
+	if f := p.audit.find("forward", "s3:ListAllMyBuckets", ""); f == nil || f.UpstreamStatus != 502 {
 		t.Errorf("forward event for an unreachable upstream: %+v", f)
 	}
 }

@@ -246,7 +246,7 @@ func TestE2EAWSCLIThroughAirlock(t *testing.T) {
 					{"decision", "s3:CreateBucket", "allow"},
 					{"forward", "s3:CreateBucket", "allow"},
 					{"decision", "s3:PutObject", "allow"},
-					{"decision", "s3:ListObjectsV2", "allow"},
+					{"decision", "s3:ListBucket", "allow"},
 					{"decision", "s3:GetObject", "allow"},
 					{"decision", "s3:DeleteObject", "hold"},
 					{"decision", "s3:DeleteBucket", "deny"},
