@@ -7,11 +7,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/airlockhq/airlock/approval"
 	"github.com/airlockhq/airlock/authn"
@@ -91,22 +94,12 @@ func (a *RequestsAPI) decide(approve bool) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		var body struct {
-			Comment string `json:"comment"`
-		}
-		if r.ContentLength != 0 {
-			if err := json.NewDecoder(io.LimitReader(r.Body, 16<<10)).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-				writeError(w, http.StatusBadRequest, "invalid_request", "body must be JSON {\"comment\": TEXT}")
-				return
-			}
-		}
-		comment := strings.TrimSpace(body.Comment)
-		if len(comment) > 1000 {
-			writeError(w, http.StatusBadRequest, "invalid_request", "comment is limited to 1000 characters")
+		comment, err := readComment(w, r)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request", err.Error())
 			return
 		}
 		var req *approval.Request
-		var err error
 		if approve {
 			req, err = a.Workflow.Approve(r.Context(), r.PathValue("id"), id, comment)
 		} else {
@@ -118,6 +111,31 @@ func (a *RequestsAPI) decide(approve bool) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, req)
 	}
+}
+
+// readComment reads the optional comment from a JSON body {"comment": TEXT} or, for HTML
+// forms and curl -d, from a form field "comment".
+func readComment(w http.ResponseWriter, r *http.Request) (string, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	var comment string
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case mediaType == "application/x-www-form-urlencoded" || mediaType == "multipart/form-data":
+		comment = r.PostFormValue("comment")
+	case r.ContentLength != 0:
+		var body struct {
+			Comment string `json:"comment"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
+			return "", errors.New("body must be JSON {\"comment\": TEXT} or a form with a comment field")
+		}
+		comment = body.Comment
+	}
+	comment = strings.TrimSpace(comment)
+	if utf8.RuneCountInString(comment) > maxComment {
+		return "", fmt.Errorf("comment is limited to %d characters", maxComment)
+	}
+	return comment, nil
 }
 
 // failed maps workflow errors to API errors. Requests the caller may not see are "not found".
