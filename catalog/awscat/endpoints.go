@@ -16,6 +16,13 @@ type endpointIndex struct {
 	// label: an operation host prefix such as "{AccountId}." (s3-control).
 	labelPrefixed map[string]bool
 	knownEP       map[string]bool
+	modelSigning  map[string]string // endpoint prefix → signing name of its (primary) model
+	// hostPrefixes are the literal operation host prefixes of an endpoint prefix, without
+	// the dot ("management", "api").
+	hostPrefixes map[string]map[string]bool
+	// dashPrefixed maps "runtime-medical-imaging" to "medical-imaging": host prefixes that end
+	// in a dash extend the endpoint prefix's first label.
+	dashPrefixed map[string]string
 }
 
 type partition struct {
@@ -36,7 +43,12 @@ type hostInfo struct {
 }
 
 func buildEndpoints(t *awsmodel.Table, ix *index) endpointIndex {
-	e := endpointIndex{hosts: map[string]hostInfo{}, labelPrefixed: map[string]bool{}, knownEP: map[string]bool{}}
+	e := endpointIndex{hosts: map[string]hostInfo{}, labelPrefixed: map[string]bool{}, knownEP: map[string]bool{}, modelSigning: map[string]string{}}
+	for ep, list := range ix.byEP {
+		e.modelSigning[ep] = list[0].SigningName
+	}
+	e.hostPrefixes = map[string]map[string]bool{}
+	e.dashPrefixed = map[string]string{}
 	literalPrefixes := map[string][]string{} // endpoint prefix → literal host prefixes ("api.")
 	for _, s := range ix.services {
 		e.knownEP[s.EndpointPrefix] = true
@@ -49,6 +61,15 @@ func buildEndpoints(t *awsmodel.Table, ix *index) endpointIndex {
 				e.labelPrefixed[s.EndpointPrefix] = true
 			default:
 				literalPrefixes[s.EndpointPrefix] = append(literalPrefixes[s.EndpointPrefix], hp)
+				if strings.HasSuffix(hp, "-") {
+					e.dashPrefixed[hp+s.EndpointPrefix] = s.EndpointPrefix
+				}
+				if label, ok := strings.CutSuffix(hp, "."); ok {
+					if e.hostPrefixes[s.EndpointPrefix] == nil {
+						e.hostPrefixes[s.EndpointPrefix] = map[string]bool{}
+					}
+					e.hostPrefixes[s.EndpointPrefix][label] = true
+				}
 			}
 			seen[hp] = true
 		}
@@ -81,7 +102,9 @@ func buildEndpoints(t *awsmodel.Table, ix *index) endpointIndex {
 					region = end.ScopeRegion
 				}
 				info := hostInfo{endpointPrefix: ps.EndpointPrefix, signing: signingOf(ps.EndpointPrefix, end.ScopeService), region: region}
-				if _, dup := e.hosts[end.Host]; !dup {
+				// A host listed under two prefixes (rds.us-east-1 is also docdb's and
+				// neptune's) belongs to the prefix it is named after.
+				if old, dup := e.hosts[end.Host]; !dup || !strings.HasPrefix(end.Host, old.endpointPrefix+".") && strings.HasPrefix(end.Host, ps.EndpointPrefix+".") {
 					e.hosts[end.Host] = info
 				}
 			}
@@ -212,6 +235,8 @@ func (e *endpointIndex) lookupHost(host string) (hostInfo, bool) {
 			return h, true
 		case (e.labelPrefixed[h.endpointPrefix] || h.endpointPrefix == "s3-object-lambda") && !strings.Contains(label, "."):
 			return h, true
+		case e.hostPrefixes[h.endpointPrefix][label]:
+			return h, true
 		}
 		return hostInfo{}, false
 	}
@@ -250,6 +275,9 @@ func (e *endpointIndex) exactOrPattern(host string) (hostInfo, bool) {
 		if s3RuleHosts[ep] {
 			return hostInfo{endpointPrefix: ep, signing: "s3", region: region}, true
 		}
+		if base, ok := e.dashPrefixed[ep]; ok && !e.knownEP[ep] {
+			ep = base
+		}
 		if !e.knownEP[ep] {
 			return hostInfo{}, false
 		}
@@ -267,6 +295,9 @@ func (e *endpointIndex) exactOrPattern(host string) (hostInfo, bool) {
 }
 
 func (e *endpointIndex) signingFor(ep string) string {
+	if s, ok := e.modelSigning[ep]; ok {
+		return s
+	}
 	for _, p := range e.partitions {
 		if s := p.services[ep]; s != nil {
 			for _, end := range s.Endpoints {

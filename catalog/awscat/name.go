@@ -35,10 +35,15 @@ const maxBodyParse = 1 << 20
 
 // Name names a request. A call it cannot name is catalog.Unknown: risk Privilege, never read.
 func Name(r Request) catalog.Action {
-	ix := loadIndex()
+	a, _, _ := loadIndex().name(r)
+	return a
+}
+
+// name also returns the matched operation (nil when unknown) and the candidates it chose from.
+func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 	c := ix.candidates(r)
 	if len(c.services) == 0 {
-		return catalog.Unknown(catalog.AWS, unknownService(r.Service), c.region)
+		return catalog.Unknown(catalog.AWS, unknownService(r.Service), c.region), nil, c
 	}
 	var op *operation
 	var res string
@@ -60,13 +65,13 @@ func Name(r Request) catalog.Action {
 		}
 	}
 	if op == nil {
-		return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region)
+		return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
 	}
 	return catalog.Action{
-		Cloud: catalog.AWS, Service: op.svc.IAMPrefix, Operation: op.op.Name,
+		Cloud: catalog.AWS, Service: op.info.Service, Operation: op.op.Name,
 		IAMAction: op.info.IAMAction, Resource: res, Region: c.region,
 		Risk: op.info.Risk, Known: true,
-	}
+	}, op, c
 }
 
 func unknownService(s string) string {
@@ -90,24 +95,30 @@ func (ix *index) candidates(r Request) candidateSet {
 	host := stripPort(strings.ToLower(r.Host))
 	signing := r.Service
 	if r.BaseHost == "" && host != "" {
-		if h, ok := ix.endpoints.lookupHost(host); ok {
-			c.hostEP, c.bucket = h.endpointPrefix, h.bucket
-			if signing == "" {
-				signing = h.signing
-			}
-			if c.region == "" {
-				c.region = h.region
-			}
+		// Forward mode: the host is where the call goes, so it must be an AWS endpoint of the
+		// very service the client signed for; otherwise the name would describe another call.
+		h, ok := ix.endpoints.lookupHost(host)
+		if !ok || signing != "" && canonicalSigning(signing) != canonicalSigning(h.signing) &&
+			signing != ix.endpoints.modelSigning[h.endpointPrefix] {
+			return c
+		}
+		c.hostEP, c.bucket = h.endpointPrefix, h.bucket
+		if signing == "" {
+			signing = h.signing
+		}
+		if c.region == "" {
+			c.region = h.region
 		}
 	} else if base := stripPort(strings.ToLower(r.BaseHost)); host != base && strings.HasSuffix(host, "."+base) {
 		c.bucket = strings.TrimSuffix(host, "."+base)
 	}
-	if alias, ok := signingAliases[signing]; ok {
-		signing = alias
-	}
+	signing = canonicalSigning(signing)
 	list := ix.bySigning[signing]
 	if len(list) == 0 {
 		list = ix.byEP[signing]
+	}
+	if len(list) == 0 && c.hostEP != "" {
+		list = ix.byEP[c.hostEP] // signed with a credential scope service (IngestionService)
 	}
 	if c.hostEP != "" && len(list) > 1 {
 		// The real host says which of the services sharing a signing name this is.
@@ -126,6 +137,13 @@ func (ix *index) candidates(r Request) candidateSet {
 	}
 	c.services = list
 	return c
+}
+
+func canonicalSigning(s string) string {
+	if alias, ok := signingAliases[s]; ok {
+		return alias
+	}
+	return s
 }
 
 func stripPort(hostport string) string {
