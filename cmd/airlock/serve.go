@@ -19,6 +19,7 @@ import (
 	"github.com/airlockhq/airlock/approval"
 	"github.com/airlockhq/airlock/audit"
 	"github.com/airlockhq/airlock/authn"
+	"github.com/airlockhq/airlock/catalog/awscat"
 	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/proxy"
 	"github.com/airlockhq/airlock/signer"
@@ -151,6 +152,9 @@ func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	if err != nil {
 		return nil, err
 	}
+
+	// Load the catalog now rather than on the first call: no request pays for decoding it.
+	awscat.Lookup("s3:GetObject")
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
