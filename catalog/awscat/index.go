@@ -63,8 +63,10 @@ func buildIndex(t *awsmodel.Table) *index {
 			}
 			// The riskier reading of the API name and the IAM name: DeleteBucketCors is
 			// s3:PutBucketCORS, but it still deletes.
-			risk := max(catalog.DefaultRisk(catalog.AWS, s.IAMPrefix, o.Name),
-				catalog.DefaultRisk(catalog.AWS, prefix, iamName))
+			risk := catalog.DefaultRisk(catalog.AWS, s.IAMPrefix, o.Name)
+			if o.IAMName != "" {
+				risk = max(risk, catalog.DefaultRisk(catalog.AWS, prefix, iamName))
+			}
 			op.info = OpInfo{
 				IAMAction: prefix + ":" + iamName, Service: prefix, Operation: o.Name,
 				Protocol: s.Protocol, Method: o.Method, URI: o.URI, Risk: risk,

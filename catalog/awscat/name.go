@@ -47,13 +47,14 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 	}
 	var op *operation
 	var res string
+	var params url.Values
 	if target := r.Header.Get("X-Amz-Target"); target != "" {
 		op = ix.nameTarget(c, target)
 		if op != nil {
 			res = jsonResource(op, r.Body)
 		}
 	} else {
-		params := queryParams(r)
+		params = queryParams(r)
 		if action := params.Get("Action"); action != "" {
 			op = nameAction(c, action, params.Get("Version"))
 			if op != nil {
@@ -64,14 +65,37 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 			op, res = nameRest(c, r, params)
 		}
 	}
+	iamAction := ""
+	if op != nil {
+		iamAction = op.info.IAMAction
+		if op.svc.Model == "s3" && params.Has("versionId") {
+			if v, ok := s3VersionActions[op.op.Name]; ok {
+				iamAction = "s3:" + v
+			}
+		}
+	}
 	if op == nil {
 		return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
 	}
 	return catalog.Action{
 		Cloud: catalog.AWS, Service: op.info.Service, Operation: op.op.Name,
-		IAMAction: op.info.IAMAction, Resource: res, Region: c.region,
+		IAMAction: iamAction, Resource: res, Region: c.region,
 		Risk: op.info.Risk, Known: true,
 	}, op, c
+}
+
+// s3VersionActions are the IAM actions S3 checks instead when a call names an object version
+// (?versionId=): a policy on s3:DeleteObject does not cover s3:DeleteObjectVersion.
+var s3VersionActions = map[string]string{
+	"GetObject":           "GetObjectVersion",
+	"HeadObject":          "GetObjectVersion",
+	"DeleteObject":        "DeleteObjectVersion",
+	"GetObjectAcl":        "GetObjectVersionAcl",
+	"PutObjectAcl":        "PutObjectVersionAcl",
+	"GetObjectTagging":    "GetObjectVersionTagging",
+	"PutObjectTagging":    "PutObjectVersionTagging",
+	"DeleteObjectTagging": "DeleteObjectVersionTagging",
+	"GetObjectAttributes": "GetObjectVersionAttributes",
 }
 
 func unknownService(s string) string {

@@ -54,6 +54,8 @@ func TestName(t *testing.T) {
 		{"s3 virtual host root", Request{Method: "GET", Host: "bkt." + base, BaseHost: base, Path: "/", RawQuery: "list-type=2", Service: "s3"},
 			"s3:ListBucket", "arn:aws:s3:::bkt", true},
 		{"s3 escaped key", Request{Method: "DELETE", Path: "/bkt/a%20b/c%2Bd", Service: "s3"}, "s3:DeleteObject", "arn:aws:s3:::bkt/a b/c+d", true},
+		{"s3 object version", Request{Method: "DELETE", Path: "/bkt/k", RawQuery: "versionId=3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY", Service: "s3"},
+			"s3:DeleteObjectVersion", "arn:aws:s3:::bkt/k", true},
 		{"s3 in china", Request{Method: "DELETE", Path: "/bkt/k", Service: "s3", Region: "cn-north-1"}, "s3:DeleteObject", "arn:aws-cn:s3:::bkt/k", true},
 		{"s3 forward mode virtual host", Request{Method: "DELETE", Host: "bkt.s3.eu-west-1.amazonaws.com", Path: "/k"}, "s3:DeleteObject", "arn:aws:s3:::bkt/k", true},
 		{"s3control by account host", Request{Method: "GET", Host: "123456789012.s3-control.us-east-1.amazonaws.com", Path: "/v20180820/accesspoint",

@@ -1,9 +1,3 @@
-// Package awscat names AWS API calls: it turns an HTTP request of any AWS protocol (query, ec2,
-// json, rest-json, rest-xml) into a catalog.Action such as ec2:TerminateInstances with its
-// resource, and it owns the table of real AWS hostnames that the proxy may forward to.
-//
-// Everything comes from one table generated from the aws-sdk-go models (table.json.gz); the
-// indexes over it are built once, on first use.
 package awscat
 
 //go:generate go run ./internal/gen -out table.json.gz
