@@ -96,19 +96,22 @@ var riskExceptions = []riskException{
 	{AWS, "ec2:StopInstances", Write, "reversible; hold by pattern if needed"},
 	{AWS, "ec2:RebootInstances", Write, "reversible"},
 
-	// GCP.
-	{GCP, "iam.serviceAccountKeys.create", Privilege, "mints a long-lived key"},
-	{GCP, "iam.serviceAccountKeys.get", Read, "public key metadata only"},
-	{GCP, "iam.serviceAccounts.actAs", Privilege, "lets a resource run as the account"},
-	{GCP, "iamcredentials.serviceAccounts.*", Privilege, "mints tokens or signs as the account"},
+	// GCP: method IDs as in the discovery documents (service.resource....method).
+	{GCP, "iam.projects.serviceAccounts.keys.create", Privilege, "mints a long-lived service account key"},
+	{GCP, "iam.projects.serviceAccounts.keys.get", Read, "public key metadata only"},
+	{GCP, "iamcredentials.projects.serviceAccounts.*", Privilege, "mints tokens or signs as the service account"},
 	{GCP, "secretmanager.projects.secrets.versions.access", Privilege, "returns the secret"},
 	{GCP, "cloudkms.projects.locations.keyRings.cryptoKeys.decrypt", Privilege, "returns plaintext"},
 	{GCP, "cloudkms.projects.locations.keyRings.cryptoKeys.cryptoKeyVersions.asymmetricDecrypt", Privilege, "returns plaintext"},
 	{GCP, "compute.instances.setMetadata", Privilege, "can add SSH keys and startup scripts"},
 	{GCP, "compute.projects.setCommonInstanceMetadata", Privilege, "can add SSH keys on every instance"},
 	{GCP, "compute.instances.setServiceAccount", Privilege, "gives an instance an identity"},
-	{GCP, "container.projects.locations.clusters.getCredentials*", Privilege, "cluster credentials"},
 	{GCP, "storage.objects.get", Read, "data read; stays read"},
+	{GCP, "sql.users.update", Privilege, "sets a database user's password"},
+	{GCP, "sql.users.insert", Privilege, "creates a database login"},
+	// GCP: IAM permission names, for callers that pass those instead of method IDs.
+	{GCP, "iam.serviceAccountKeys.create", Privilege, "mints a long-lived service account key"},
+	{GCP, "iam.serviceAccounts.actAs", Privilege, "lets a resource run as the service account"},
 
 	// Azure.
 	{Azure, "Microsoft.Compute/virtualMachines/runCommand/action", Privilege, "runs commands as root/SYSTEM"},
