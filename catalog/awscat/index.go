@@ -115,6 +115,12 @@ func buildIndex(t *awsmodel.Table) *index {
 			ix.byIAM[k] = i
 		}
 	}
+	for op, v := range s3VersionActions { // s3:DeleteObjectVersion is DeleteObject with ?versionId
+		k := strings.ToLower("s3:" + v)
+		if i, ok := ix.byIAM[strings.ToLower("s3:"+op)]; ok && !hasKey(ix.byIAM, k) {
+			ix.byIAM[k] = i
+		}
+	}
 	ix.endpoints = buildEndpoints(t, ix)
 	return ix
 }

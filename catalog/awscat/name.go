@@ -16,7 +16,7 @@ import (
 type Request struct {
 	Method   string
 	Host     string // Host header as received, host[:port]
-	Path     string // escaped path as sent on the wire (URL.EscapedPath())
+	Path     string // escaped path as sent (URL.EscapedPath()); URL.Path misreads labels holding %2F
 	RawQuery string
 	Header   http.Header
 	// Body may be nil for large or streamed bodies; then body-borne names and resources

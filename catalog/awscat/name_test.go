@@ -88,7 +88,7 @@ func TestName(t *testing.T) {
 }
 
 func TestLookupAndSearch(t *testing.T) {
-	for _, name := range []string{"s3:PutBucketPolicy", "S3:putbucketpolicy", "s3:ListObjectsV2", "s3:ListBucket", "cloudwatch:PutMetricData", "lambda:InvokeFunction"} {
+	for _, name := range []string{"s3:PutBucketPolicy", "S3:putbucketpolicy", "s3:ListObjectsV2", "s3:ListBucket", "cloudwatch:PutMetricData", "lambda:InvokeFunction", "s3:DeleteObjectVersion"} {
 		if _, ok := Lookup(name); !ok {
 			t.Errorf("Lookup(%q) found nothing", name)
 		}
