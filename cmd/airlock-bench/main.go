@@ -1,0 +1,338 @@
+// Command airlock-bench measures what Airlock costs an allowed call. In one process on loopback
+// it runs the same workload three ways — client → upstream directly, client → a plain
+// re-signing reverse proxy (the floor for any SigV4 re-signing proxy), client → Airlock wired as
+// `airlock serve` wires it — against a local upstream that verifies SigV4 like AWS, and prints
+// throughput, latency percentiles, the ratios between the modes, Airlock's CPU and allocations
+// per call, 64 MiB streamed transfers, a cold-cache credential minting burst and many calls held
+// for approval at once. The output is Markdown (bench/RESULTS.md is one run of it).
+//
+//	go run ./cmd/airlock-bench -duration 20s -concurrency 16 [-redis redis://127.0.0.1:6379/0 -replicas 2] [-held 10000]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/airlockhq/airlock/authn"
+)
+
+type options struct {
+	duration, warmup time.Duration
+	concurrency      int
+	redisURL         string
+	replicas         int
+	held             int
+	approvers        int
+	burst            int
+	skip             string
+}
+
+func main() {
+	var o options
+	flag.DurationVar(&o.duration, "duration", 20*time.Second, "measured time per mode")
+	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up per mode")
+	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent client workers")
+	flag.StringVar(&o.redisURL, "redis", "", "also run Airlock on this Redis (redis://host:port/db); its keys get a unique prefix")
+	flag.IntVar(&o.replicas, "replicas", 1, "with -redis: Airlock replicas for the held-calls and minting runs (2: calls held on one, approved on the other)")
+	flag.IntVar(&o.held, "held", 1000, "calls to hold for approval at once (0 = skip)")
+	flag.IntVar(&o.approvers, "approvers", 4, "concurrent approvers releasing the held calls")
+	flag.IntVar(&o.burst, "burst", 1000, "concurrent calls of the cold-cache minting burst (0 = skip)")
+	flag.StringVar(&o.skip, "skip", "", "comma-separated phases to skip: transfer,load,burst,held")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: airlock-bench [flags]\n\nMeasures Airlock against a direct call and a plain re-signing proxy, on loopback.\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if o.replicas < 1 || o.replicas > 2 || (o.replicas == 2 && o.redisURL == "") {
+		fmt.Fprintln(os.Stderr, "airlock-bench: -replicas is 1 or 2, and 2 needs -redis")
+		os.Exit(2)
+	}
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "airlock-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func (o options) skipped(phase string) bool {
+	for p := range strings.SplitSeq(o.skip, ",") {
+		if strings.TrimSpace(p) == phase {
+			return true
+		}
+	}
+	return false
+}
+
+func serve(h http.Handler) (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", args...)
+}
+
+func run(o options) error {
+	ctx := context.Background()
+	raiseFileLimit(uint64(4*max(o.held, o.burst) + 4096))
+	dir, err := os.MkdirTemp("", "airlock-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+
+	// The credentials the upstream accepts are the temporary ones the local STS hands out;
+	// the STS accepts the broker's base credentials.
+	minted := aws.Credentials{AccessKeyID: "ASIABENCHMINTED00001", SecretAccessKey: "bench-minted-secret-0123456789abcdef", SessionToken: "bench-minted-session-token"}
+	base := struct{ id, secret string }{"AKIABENCHBASE0000001", "bench-base-secret-0123456789abcdef"}
+	setBenchEnv(base)
+	up := &fakeAWS{check: sigV4Checker{creds: minted}}
+	upURL, closeUp, err := serve(up)
+	if err != nil {
+		return err
+	}
+	defer closeUp()
+	sts := &fakeSTS{check: sigV4Checker{creds: aws.Credentials{AccessKeyID: base.id, SecretAccessKey: base.secret}}, minted: minted, calls: map[string]int{}}
+	stsURL, closeSTS, err := serve(sts)
+	if err != nil {
+		return err
+	}
+	defer closeSTS()
+	plainURL, closePlain, err := serve(plainProxy(upURL, minted))
+	if err != nil {
+		return err
+	}
+	defer closePlain()
+
+	prefix := fmt.Sprintf("airlock-bench-%d", time.Now().Unix())
+	mem, err := startAirlock(ctx, airlockOptions{upstreamURL: upURL, stsURL: stsURL, dir: dir, name: "memory"})
+	if err != nil {
+		return fmt.Errorf("start airlock: %w", err)
+	}
+	defer mem.Close()
+	var rds *airlockInstance
+	if o.redisURL != "" {
+		rds, err = startAirlock(ctx, airlockOptions{upstreamURL: upURL, stsURL: stsURL, dir: dir, name: "redis",
+			redisURL: o.redisURL, keyPrefix: prefix + "-load:"})
+		if err != nil {
+			return fmt.Errorf("start airlock on redis: %w", err)
+		}
+		defer rds.Close()
+	}
+
+	alice := authn.Identity{Subject: "alice", Email: "alice@example.com", Groups: []string{"engineers"}}
+	clientFor := func(url string, inst *airlockInstance) *signedClient {
+		c := &signedClient{http: newHTTPClient(2 * o.concurrency), base: url, creds: minted, signer: v4.NewSigner()}
+		if inst != nil {
+			ac, err := inst.issuer.IssueAWS(alice, "bench", "benchmark")
+			if err != nil {
+				panic(err)
+			}
+			c.creds = aws.Credentials{AccessKeyID: ac.AccessKeyID, SecretAccessKey: ac.SecretAccessKey, SessionToken: ac.SessionToken}
+		}
+		return c
+	}
+	type mode struct {
+		name string
+		c    *signedClient
+	}
+	modes := []mode{{"direct", clientFor(upURL, nil)}, {"plain re-signing proxy", clientFor(plainURL, nil)},
+		{"airlock (memory store)", clientFor(mem.URL, mem)}}
+	if rds != nil {
+		modes = append(modes, mode{"airlock (redis store)", clientFor(rds.URL, rds)})
+	}
+
+	printHeader(o)
+
+	if !o.skipped("transfer") {
+		var trs []transferResult
+		for _, m := range modes {
+			logf("64 MiB transfers: %s", m.name)
+			trs = append(trs, runTransfers(m.name, m.c, up))
+		}
+		printTransfers(trs)
+	}
+
+	if !o.skipped("load") {
+		var results []loadResult
+		for _, m := range modes {
+			logf("load: %s for %s at concurrency %d", m.name, o.duration, o.concurrency)
+			results = append(results, runLoad(m.name, m.c, o.concurrency, o.warmup, o.duration))
+		}
+		printLoad(o, results)
+		if n := up.refused.Load(); n > 0 {
+			fmt.Printf("\n**The upstream refused %d signatures** (last: %v).\n", n, up.lastErr.Load())
+		}
+	}
+
+	if !o.skipped("burst") && o.burst > 0 {
+		var mrs []mintResult
+		logf("minting burst on a cold memory instance")
+		cold, err := startAirlock(ctx, airlockOptions{upstreamURL: upURL, stsURL: stsURL, dir: dir, name: "burst-memory"})
+		if err != nil {
+			return err
+		}
+		mrs = append(mrs, runMintBurst("memory store, 1 replica", []*airlockInstance{cold}, sts, o.burst, 4))
+		cold.Close()
+		if o.redisURL != "" {
+			logf("minting burst on cold redis instances")
+			var insts []*airlockInstance
+			for i := 0; i < o.replicas; i++ {
+				inst, err := startAirlock(ctx, airlockOptions{upstreamURL: upURL, stsURL: stsURL, dir: dir, name: fmt.Sprintf("burst-redis-%d", i),
+					redisURL: o.redisURL, keyPrefix: prefix + "-burst:"})
+				if err != nil {
+					return err
+				}
+				insts = append(insts, inst)
+			}
+			mrs = append(mrs, runMintBurst(fmt.Sprintf("redis store, %d replica(s)", o.replicas), insts, sts, o.burst, 4))
+			for _, inst := range insts {
+				inst.Close()
+			}
+		}
+		printMint(mrs)
+	}
+
+	if !o.skipped("held") && o.held > 0 {
+		var hrs []heldResult
+		logf("holding %d calls on a fresh memory instance", o.held)
+		hm, err := startAirlock(ctx, airlockOptions{upstreamURL: upURL, stsURL: stsURL, dir: dir, name: "held-memory"})
+		if err != nil {
+			return err
+		}
+		hrs = append(hrs, runHeld("memory store, 1 replica", hm, hm, o.held, o.approvers))
+		hm.Close()
+		if o.redisURL != "" {
+			logf("holding %d calls on redis (%d replicas)", o.held, o.replicas)
+			a, err := startAirlock(ctx, airlockOptions{upstreamURL: upURL, stsURL: stsURL, dir: dir, name: "held-redis-a",
+				redisURL: o.redisURL, keyPrefix: prefix + "-held:"})
+			if err != nil {
+				return err
+			}
+			b := a
+			label := "redis store, 1 replica"
+			if o.replicas == 2 {
+				if b, err = startAirlock(ctx, airlockOptions{upstreamURL: upURL, stsURL: stsURL, dir: dir, name: "held-redis-b",
+					redisURL: o.redisURL, keyPrefix: prefix + "-held:"}); err != nil {
+					return err
+				}
+				label = "redis store, held on replica A, approved on replica B"
+			}
+			hrs = append(hrs, runHeld(label, a, b, o.held, o.approvers))
+			if b != a {
+				b.Close()
+			}
+			a.Close()
+		}
+		printHeld(hrs)
+	}
+	return nil
+}
+
+func printHeader(o options) {
+	fmt.Printf("## airlock-bench run of %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Printf("- command: `go run ./cmd/airlock-bench %s`\n", strings.Join(os.Args[1:], " "))
+	fmt.Printf("- %s, %s/%s, GOMAXPROCS=%d, NumCPU=%d\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	if out, err := exec.Command("sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").Output(); err == nil {
+		fmt.Printf("- CPU:%s", out)
+	}
+	fmt.Println("- everything (client, upstream, STS, proxies) runs in this one process on loopback and shares the CPUs")
+	fmt.Println()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/1e6) }
+
+func printLoad(o options, rs []loadResult) {
+	fmt.Printf("### Control-plane calls (EC2 DescribeInstances query, DynamoDB GetItem JSON, S3 GetObject/HeadObject/ListObjectsV2 REST), concurrency %d, %s per mode\n\n", o.concurrency, o.duration)
+	fmt.Println("| mode | calls | calls/s | p50 ms | p99 ms | p99.9 ms | errors | CPU µs/call (process) | allocs/call (process) |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rs {
+		fmt.Printf("| %s | %d | %.0f | %s | %s | %s | %d | %.0f | %.0f |\n", r.mode, r.calls, r.throughput(), ms(r.pct(.5)), ms(r.pct(.99)), ms(r.pct(.999)),
+			r.errors, float64(r.cpu.Microseconds())/float64(r.calls), float64(r.mallocs)/float64(r.calls))
+	}
+	for _, r := range rs {
+		if r.firstErr != "" {
+			fmt.Printf("\nfirst error in %s: %s\n", r.mode, r.firstErr)
+		}
+	}
+	direct, plain := rs[0], rs[1]
+	fmt.Println()
+	fmt.Println("| Airlock run | throughput ÷ direct | throughput ÷ plain proxy | p50 added over direct ms | p99 added over direct ms | p99 added over plain proxy ms | Airlock CPU µs/call | Airlock allocs/call |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rs[2:] {
+		cpu := float64(r.cpu.Microseconds())/float64(r.calls) - float64(direct.cpu.Microseconds())/float64(direct.calls)
+		allocs := float64(r.mallocs)/float64(r.calls) - float64(direct.mallocs)/float64(direct.calls)
+		fmt.Printf("| %s | %.2f | %.2f | %s | %s | %s | %.0f | %.0f |\n", r.mode, r.throughput()/direct.throughput(), r.throughput()/plain.throughput(),
+			ms(r.pct(.5)-direct.pct(.5)), ms(r.pct(.99)-direct.pct(.99)), ms(r.pct(.99)-plain.pct(.99)), cpu, allocs)
+	}
+	fmt.Println()
+	fmt.Println("Airlock CPU and allocations per call are the process's per-call figures in the Airlock pass minus those of the direct pass (client and upstream do the same work in both); each pass runs alone. The plain proxy's own cost is the same difference for its row:")
+	fmt.Printf("plain proxy CPU %.0f µs/call, %.0f allocs/call.\n\n",
+		float64(plain.cpu.Microseconds())/float64(plain.calls)-float64(direct.cpu.Microseconds())/float64(direct.calls),
+		float64(plain.mallocs)/float64(plain.calls)-float64(direct.mallocs)/float64(direct.calls))
+}
+
+func printTransfers(ts []transferResult) {
+	fmt.Println("### 64 MiB S3 PutObject (UNSIGNED-PAYLOAD) and GetObject, streamed")
+	fmt.Println()
+	fmt.Println("| mode | put MiB/s | put peak RSS growth MiB | get MiB/s | get peak RSS growth MiB | ok |")
+	fmt.Println("|---|---:|---:|---:|---:|---|")
+	for _, t := range ts {
+		ok := "yes"
+		if !t.putOK || !t.getOK {
+			ok = "NO " + t.err
+		}
+		fmt.Printf("| %s | %.0f | %.1f | %.0f | %.1f | %s |\n", t.mode, 64/t.putSecs, float64(t.putGrowth)/(1<<20), 64/t.getSecs, float64(t.getGrowth)/(1<<20), ok)
+	}
+	fmt.Println()
+	fmt.Println("Peak RSS growth is VmHWM after the transfer minus VmRSS before it (VmHWM reset through /proc/self/clear_refs), for the whole process: client, proxy and upstream together.")
+	fmt.Println()
+}
+
+func printMint(ms []mintResult) {
+	fmt.Println("### Credential minting: burst of concurrent calls on a cold cache")
+	fmt.Println()
+	fmt.Println("| setup | calls | failed | distinct (target, role, policy, identity) | STS AssumeRole calls | max AssumeRole per key | burst wall time s |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
+	for _, m := range ms {
+		fmt.Printf("| %s | %d | %d | %d | %d | %d | %.2f |\n", m.label, m.calls, m.failed, m.keys, m.assumeRoles, m.maxPer, m.elapsed.Seconds())
+	}
+	fmt.Println()
+}
+
+func printHeld(hs []heldResult) {
+	fmt.Println("### Calls held for approval at once, then all approved")
+	fmt.Println()
+	fmt.Println("| setup | held | time to hold all s | RSS before MiB | RSS with all held MiB | goroutines added | approve-all s | released | failed | release p50 ms | release p99 ms | max ms | p99 from approve call start ms |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, h := range hs {
+		var mx time.Duration
+		if len(h.fromCommit) > 0 {
+			mx = h.fromCommit[len(h.fromCommit)-1]
+		}
+		fmt.Printf("| %s | %d | %.1f | %.0f | %.0f | %d | %.1f | %d | %d | %s | %s | %s | %s |\n", h.label, h.held, h.holdSecs,
+			float64(h.rssBefore)/1024, float64(h.rssHeld)/1024, h.goroutines, h.approveSecs, h.released, h.failed,
+			ms(pctOf(h.fromCommit, .5)), ms(pctOf(h.fromCommit, .99)), ms(mx), ms(pctOf(h.fromRequest, .99)))
+		if h.err != "" {
+			fmt.Printf("\nerror: %s\n", h.err)
+		}
+	}
+	fmt.Println()
+	fmt.Println("Release latency: from the moment the approval is committed (Workflow.Approve returned, as the approve API does) to the held call's response reaching the client; the last column counts from the start of the approve call. RSS is the whole process: the client's 10,000 connections and goroutines are included, so Airlock's own share is lower.")
+	fmt.Println()
+}
