@@ -98,7 +98,6 @@ type webhookSink struct {
 	wake     chan struct{}
 	done     chan struct{}
 	stop     context.CancelFunc
-	flushing bool
 }
 
 func newWebhookSink(ctx context.Context, cfg WebhookConfig, now func() time.Time, logger *slog.Logger) *webhookSink {

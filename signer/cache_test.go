@@ -198,7 +198,7 @@ func TestCacheKeyIsUnambiguous(t *testing.T) {
 	if CacheKey("a", "") == CacheKey("a") {
 		t.Fatal("CacheKey ignores an empty part")
 	}
-	if CacheKey("x", "y") != CacheKey("x", "y") {
+	if a, b := CacheKey("x", "y"), CacheKey("x", "y"); a != b {
 		t.Fatal("CacheKey is not deterministic")
 	}
 }

@@ -211,7 +211,7 @@ func testBinaryAndEmptyValues(t *testing.T, s store.Store, _ func(time.Duration)
 	}
 	err := s.Update(ctx, "empty", func(old []byte) ([]byte, time.Duration, error) {
 		if old == nil {
-			return nil, 0, errors.New("Update saw an existing empty value as absent")
+			return nil, 0, errors.New("update saw an existing empty value as absent")
 		}
 		return []byte("filled"), 0, nil
 	})
@@ -388,7 +388,7 @@ func testUpdateContention(t *testing.T, s store.Store, _ func(time.Duration)) {
 	const n = 24
 	parallel(t, n, func(i int) error {
 		if err := s.Update(ctx, "counter", incrementJSON(i)); err != nil {
-			return fmt.Errorf("Update #%d: %w", i, err)
+			return fmt.Errorf("update #%d: %w", i, err)
 		}
 		return nil
 	})
@@ -743,7 +743,7 @@ func testAppendChainConcurrent(t *testing.T, s store.Store, _ func(time.Duration
 	parallel(t, n, func(i int) error {
 		id, err := appendChained(ctx, s, "audit", 0, strconv.Itoa(i))
 		if err != nil {
-			return fmt.Errorf("Append #%d: %w", i, err)
+			return fmt.Errorf("append #%d: %w", i, err)
 		}
 		ids[i] = id
 		return nil
