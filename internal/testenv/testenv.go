@@ -7,9 +7,11 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -340,3 +342,27 @@ func Chromium(t testing.TB) string {
 // loopback: background networking would stall the browser).
 var ChromiumFlags = []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 	"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"}
+
+// IDToken logs a Dex user in with the password grant as the "airlock" client and returns the
+// ID token (audience "airlock"), as a script or test would get one.
+func (d *Dex) IDToken(t testing.TB, email string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"password"}, "username": {email}, "password": {"password"},
+		"scope": {"openid email profile groups"}}
+	req, _ := http.NewRequest(http.MethodPost, d.Issuer+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(d.ClientID, d.ClientSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("dex password grant: %v", err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		IDToken string `json:"id_token"`
+		Error   string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.IDToken == "" {
+		t.Fatalf("dex password grant for %s: status %d %v %s", email, resp.StatusCode, err, out.Error)
+	}
+	return out.IDToken
+}
