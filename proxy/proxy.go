@@ -47,16 +47,22 @@ type (
 	auditor interface {
 		Record(ctx context.Context, e *audit.Event) error
 	}
+	// bearerVerifier and tokenMinter (GCP, Azure) are in bearer.go.
 )
 
-// Config wires the stages. Every field but Transport, Now and Metrics is required.
+// Config wires the stages. Every field but Bearer, GCP, Azure, Transport, Now and Metrics is
+// required; without Bearer no GCP or Azure call is accepted, and without a cloud's broker its
+// calls are refused after the decision.
 type Config struct {
 	Settings  *config.Config
 	Logger    *slog.Logger
 	SigV4     sigV4Verifier
+	Bearer    bearerVerifier
 	Policy    decider
 	Approvals holder
 	AWS       awsMinter
+	GCP       tokenMinter
+	Azure     tokenMinter
 	Audit     auditor
 	Metrics   *Metrics
 	Transport http.RoundTripper
@@ -90,8 +96,9 @@ func (c *Config) CheckAndSetDefaults() error {
 
 // Proxy serves cloud calls.
 type Proxy struct {
-	cfg     Config
-	forward *httputil.ReverseProxy
+	cfg           Config
+	forward       *httputil.ReverseProxy
+	forwardBearer *httputil.ReverseProxy
 }
 
 // New builds the proxy.
@@ -108,6 +115,9 @@ func New(cfg Config) (*Proxy, error) {
 		ErrorHandler:   p.upstreamError,
 		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
+	bearer := *p.forward
+	bearer.Rewrite = p.rewriteBearer
+	p.forwardBearer = &bearer
 	return p, nil
 }
 
@@ -146,6 +156,12 @@ type call struct {
 	creds     aws.Credentials
 	upstream  upstream
 	status    int
+	// cloud is set for GCP and Azure calls (bearer tokens); "" is AWS.
+	cloud string
+	// token is the minted GCP/Azure access token; it never leaves the outgoing request.
+	token string
+	// held is the approval request when the call was held, for the error details.
+	held *approval.Request
 }
 
 type callKey struct{}
@@ -156,9 +172,17 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// ServeHTTP is endpoint mode for AWS: the aws CLI or an SDK with AWS_ENDPOINT_URL pointing here.
+// ServeHTTP is endpoint mode: the aws CLI or an SDK with AWS_ENDPOINT_URL pointing here, and
+// GCP and Azure clients whose API endpoint is {public_url}/gcp/{host}/ or {public_url}/azure.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{id: newRequestID(), start: p.cfg.Now(), r: r, clientIP: clientIP(r)}
+	if IsBearerRequest(r) && !IsAWSRequest(r) {
+		c.cloud = bearerCloud(r)
+		if err := p.serveBearer(w, c); err != nil {
+			p.refuse(w, c, err)
+		}
+		return
+	}
 	c.protocol = guessAWSProtocol(r, "", "")
 	if err := p.serveAWS(w, c); err != nil {
 		p.refuse(w, c, err)
@@ -202,8 +226,12 @@ func (p *Proxy) refuse(w http.ResponseWriter, c *call, err error) {
 	}
 	p.cfg.Logger.Log(c.r.Context(), level, "call refused", "request_id", c.id, "code", ce.Code,
 		"status", ce.Status, "action", c.action.IAMAction, "subject", c.identity.Subject)
-	p.cfg.Metrics.refused(c.action.Cloud, ce.Code)
-	writeAWSError(w, c.protocol, c.id, ce)
+	cloud := c.action.Cloud
+	if cloud == "" {
+		cloud = c.cloud
+	}
+	p.cfg.Metrics.refused(cloud, ce.Code)
+	writeCloudError(w, c, ce)
 }
 
 func clientIP(r *http.Request) string {

@@ -129,11 +129,15 @@ func (p *Proxy) decide(c *call) error {
 	if err != nil {
 		return p.unavailable(c, "hold request", err)
 	}
+	c.held = req
 	if err := p.recordDecisionFor(c, "hold", "held", req.ID); err != nil {
 		return err
 	}
 	waitStart := p.cfg.Now()
 	req, err = p.cfg.Approvals.Wait(c.r.Context(), req.ID, p.cfg.Settings.Hold.Wait.D())
+	if req != nil {
+		c.held = req
+	}
 	p.cfg.Metrics.observeHold(p.cfg.Now().Sub(waitStart), string(stateOf(req)))
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		if c.r.Context().Err() != nil {
@@ -268,7 +272,11 @@ func (p *Proxy) mint(c *call) error {
 // forwardAndAudit re-signs and forwards the call, streams the answer back and records it.
 func (p *Proxy) forwardAndAudit(w http.ResponseWriter, c *call) {
 	ctx := context.WithValue(c.r.Context(), callKey{}, c)
-	p.forward.ServeHTTP(w, c.r.WithContext(ctx))
+	fwd := p.forward
+	if c.cloud != "" {
+		fwd = p.forwardBearer
+	}
+	fwd.ServeHTTP(w, c.r.WithContext(ctx))
 	dur := p.cfg.Now().Sub(c.start)
 	p.cfg.Metrics.forwarded(c.action.Cloud, c.status, dur)
 	e := p.event(c, audit.KindForward)
@@ -313,8 +321,9 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	c.status = http.StatusBadGateway
 	p.cfg.Metrics.upstreamError(c.action.Cloud)
 	p.cfg.Logger.Warn("upstream unreachable", "request_id", c.id, "upstream", c.upstream.host, "err", err)
-	writeAWSError(w, c.protocol, c.id, &cloudError{Status: http.StatusBadGateway, Code: "ServiceUnavailable", Retryable: true,
-		Message: fmt.Sprintf("the AWS endpoint %s is unreachable from Airlock (request ID %s)", c.upstream.host, c.id)})
+	name := map[string]string{"": "AWS", catalog.GCP: "Google API", catalog.Azure: "Azure Resource Manager"}[c.cloud]
+	writeCloudError(w, c, &cloudError{Status: http.StatusBadGateway, Code: "ServiceUnavailable", Retryable: true,
+		Message: fmt.Sprintf("the %s endpoint %s is unreachable from Airlock (request ID %s)", name, c.upstream.host, c.id)})
 }
 
 // presignParams are the client's query-string signature; the upstream gets a header signature.
