@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -75,6 +77,38 @@ type SigV4Verifier struct {
 	// them and the secret they sign with. It is the issuer's unless a test substitutes a fixed
 	// key pair to run AWS's published test vectors.
 	lookup func(accessKeyID, sessionToken string) (Identity, string, *Error)
+
+	// tokens remembers session tokens already opened (AES-GCM, JSON) and their derived key ID
+	// and secret; keys remembers derived signing keys (four HMACs) by secret and scope. Both are
+	// pure functions of their keys, bounded, and cleared when full; expiry is still checked on
+	// every call.
+	tokens, keys boundedCache
+}
+
+// boundedCache is a concurrent map that forgets everything when it reaches its limit: enough
+// for the few thousand credentials in use at once, never a leak.
+type boundedCache struct {
+	m sync.Map
+	n atomic.Int64
+}
+
+const verifierCacheEntries = 4096
+
+func (c *boundedCache) load(k string) (any, bool) { return c.m.Load(k) }
+
+func (c *boundedCache) store(k string, v any) {
+	if c.n.Add(1) > verifierCacheEntries {
+		c.m.Clear()
+		c.n.Store(1)
+	}
+	c.m.Store(k, v)
+}
+
+// openedToken is a session token the issuer has opened.
+type openedToken struct {
+	id          Identity
+	secret      string
+	accessKeyID string
 }
 
 // NewSigV4Verifier checks the config and returns a verifier.
@@ -156,7 +190,7 @@ func (v *SigV4Verifier) Verify(r *http.Request) (*SigV4Result, error) {
 	if e != nil {
 		return nil, e
 	}
-	if e := verifySignature(r, in, query, payload, secret); e != nil {
+	if e := v.verifySignature(r, in, query, payload, secret); e != nil {
 		return nil, e
 	}
 	// Only now, with the signature known good, is the body worth reading.
@@ -186,6 +220,17 @@ func (v *SigV4Verifier) issuerLookup(accessKeyID, token string) (Identity, strin
 	if token == "" {
 		return Identity{}, "", refuse(errNoSessionToken)
 	}
+	if t, ok := v.tokens.load(token); ok {
+		t := t.(*openedToken)
+		// What VerifySessionToken would check again: expiry (by the issuer's clock) and the key ID.
+		if !v.cfg.Issuer.now().Before(t.id.ExpiresAt) {
+			return Identity{}, "", refuse(errExpiredToken)
+		}
+		if !hmac.Equal([]byte(t.accessKeyID), []byte(accessKeyID)) {
+			return Identity{}, "", refuse(errInvalidToken)
+		}
+		return t.id, t.secret, nil
+	}
 	id, secret, err := v.cfg.Issuer.VerifySessionToken(token)
 	switch {
 	case errors.Is(err, ErrCredentialExpired):
@@ -193,9 +238,11 @@ func (v *SigV4Verifier) issuerLookup(accessKeyID, token string) (Identity, strin
 	case err != nil:
 		return Identity{}, "", refuse(errInvalidToken)
 	}
-	if !hmac.Equal([]byte(v.cfg.Issuer.accessKeyID(token)), []byte(accessKeyID)) {
+	keyID := v.cfg.Issuer.accessKeyID(token)
+	if !hmac.Equal([]byte(keyID), []byte(accessKeyID)) {
 		return Identity{}, "", refuse(errInvalidToken)
 	}
+	v.tokens.store(token, &openedToken{id: id, secret: secret, accessKeyID: keyID})
 	return id, secret, nil
 }
 
@@ -407,11 +454,13 @@ func isLowerToken(s string) bool {
 
 // checkTime applies the skew window and, for a presigned URL, its expiry.
 func (v *SigV4Verifier) checkTime(in *sigv4Input, now time.Time) *Error {
-	skewed := refuse(sigv4Err(CodeRequestTimeTooSkewed, http.StatusForbidden,
-		"The difference between the request time (%s) and the current time (%s) is too large: check the clock of the machine that signed it",
-		in.date.Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+	skewed := func() *Error { // formatted only when refused
+		return refuse(sigv4Err(CodeRequestTimeTooSkewed, http.StatusForbidden,
+			"The difference between the request time (%s) and the current time (%s) is too large: check the clock of the machine that signed it",
+			in.date.Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+	}
 	if in.date.After(now.Add(v.cfg.MaxSkew)) {
-		return skewed
+		return skewed()
 	}
 	if !in.presigned || in.expires == 0 {
 		// Without X-Amz-Expires a presigned URL is held to the same window as a header.
@@ -419,7 +468,7 @@ func (v *SigV4Verifier) checkTime(in *sigv4Input, now time.Time) *Error {
 			if in.presigned {
 				return refuse(errPresignExpired)
 			}
-			return skewed
+			return skewed()
 		}
 		return nil
 	}
@@ -455,7 +504,7 @@ func checkSignedHeaders(r *http.Request, in *sigv4Input) *Error {
 // and clients disagree on whether to: botocore normalises, aws-sdk-go-v2 does not. Both forms
 // are tried when they differ; each is a function of the request as received, so accepting
 // either lets no one sign anything they could not sign already.
-func verifySignature(r *http.Request, in *sigv4Input, query []queryParam, payload, secret string) *Error {
+func (v *SigV4Verifier) verifySignature(r *http.Request, in *sigv4Input, query []queryParam, payload, secret string) *Error {
 	raw := rawRequestPath(r)
 	var uris []string
 	if in.service == "s3" {
@@ -480,7 +529,7 @@ func verifySignature(r *http.Request, in *sigv4Input, query []queryParam, payloa
 	b.WriteString(payload)
 	tail := b.String()
 
-	key := signingKey(secret, in.scopeDate, in.region, in.service)
+	key := v.signingKey(secret, in.scopeDate, in.region, in.service)
 	scope := in.scopeDate + "/" + in.region + "/" + in.service + "/aws4_request"
 	h := sha256.New()
 	for _, uri := range uris {
@@ -497,6 +546,19 @@ func verifySignature(r *http.Request, in *sigv4Input, query []queryParam, payloa
 		}
 	}
 	return refuse(errBadSignature)
+}
+
+// signingKey returns the derived key, from the cache when this secret signed for this scope
+// before. The secret is part of the cache key (unlike the SDK signer's cache), so a wrong secret
+// under a known key ID never finds a right key.
+func (v *SigV4Verifier) signingKey(secret, date, region, service string) []byte {
+	id := secret + "\x00" + date + "\x00" + region + "\x00" + service
+	if k, ok := v.keys.load(id); ok {
+		return k.([]byte)
+	}
+	k := signingKey(secret, date, region, service)
+	v.keys.store(id, k)
+	return k
 }
 
 func signingKey(secret, date, region, service string) []byte {
