@@ -47,10 +47,10 @@ type requestView struct {
 
 	// CanApprove and CanDeny decide which buttons the viewer gets; WhyNot explains a missing
 	// approve button.
-	CanApprove bool   `json:"-"`
+	CanApprove bool   `json:"can_approve"`
 	CanDeny    bool   `json:"-"`
 	DenyLabel  string `json:"-"`
-	WhyNot     string `json:"-"`
+	WhyNot     string `json:"why_not,omitempty"`
 	// AwaitsViewer marks pending requests the viewer may approve now (the list highlights them).
 	AwaitsViewer bool `json:"-"`
 }

@@ -55,7 +55,13 @@
     var live = byId("live");
     if (live && live.textContent !== d.summary) { live.textContent = d.summary; }
     root.setAttribute("data-state", d.state);
-    if (d.state === "pending") { return; }
+    if (d.state === "pending") {
+      // Someone may have approved in the meantime (this viewer too, in another tab).
+      var approve = byId("approve");
+      if (approve && !d.can_approve) { approve.hidden = true; }
+      if (d.why_not) { explain(d.why_not); }
+      return;
+    }
     // Decided: stop listening (else the browser reconnects) and retire the form.
     source.close();
     if (d.decided) {
@@ -72,13 +78,18 @@
     if (form) {
       Array.prototype.forEach.call(form.querySelectorAll("button, textarea"), function (el) { el.disabled = true; });
     }
+    explain(d.why_not || "This request is " + d.state + ": no further decision is possible.");
+  });
+
+  function explain(text) {
     var why = byId("why-not");
+    var form = byId("decide-form");
     if (!why && form) {
       why = document.createElement("p");
       why.id = "why-not";
       why.className = "why-not";
       form.parentNode.appendChild(why);
     }
-    if (why) { why.textContent = "This request is " + d.state + ": no further decision is possible."; }
-  });
+    if (why) { why.textContent = text; }
+  }
 })();

@@ -1,0 +1,537 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/airlockhq/airlock/approval"
+	"github.com/airlockhq/airlock/config"
+	"github.com/airlockhq/airlock/internal/testenv"
+)
+
+// The approval workflow end to end, with every peer real: Dex for logins, MinIO upstream, the
+// aws CLI as the requester's tool, headless Chromium as the approver's browser.
+const e2eApprovalConfig = `
+listen: {{LISTEN}}
+public_url: {{PUBLIC}}
+oidc:
+  issuer: {{ISSUER}}
+  client_id: airlock
+  client_secret_env: AIRLOCK_E2E_OIDC_SECRET
+  groups_claim: groups
+redis:
+  encryption_key_env: AIRLOCK_E2E_STORE_KEY
+targets:
+  - name: local
+    cloud: aws
+    role_arn: arn:aws:iam::000000000000:role/airlock-e2e
+    regions: [us-east-1]
+    endpoint: {{MINIO}}
+    sts_endpoint: {{MINIO}}
+    session_policy: false
+    base_credentials: {access_key_id_env: MINIO_ACCESS_KEY, secret_access_key_env: MINIO_SECRET_KEY}
+policies:
+  - name: two-person-deletes
+    actions: ["s3:DeleteObject*"]
+    when: 'action.resource.contains("two-person")'
+    decision: hold
+    message: two-person objects need two SRE leads
+    approvers: {groups: [sre-leads], count: 2}
+    grant: {ttl: 1h, uses: 1}
+  - name: object-deletes-need-sre
+    actions: ["s3:DeleteObject*"]
+    groups: [engineers]
+    decision: hold
+    message: object deletes need an SRE lead
+    approvers: {groups: [sre-leads], count: 1}
+    grant: {ttl: 1h, uses: 1}
+  - name: reads-and-writes-flow
+    risk: [read, write]
+    decision: allow
+  - name: default-deny
+    decision: deny
+hold: {wait: 60s, request_ttl: 1h}
+audit:
+  file: {{AUDIT}}
+`
+
+// startAirlockWithOIDC starts Airlock on ln (whose address Dex already knows as the callback).
+func startAirlockWithOIDC(t *testing.T, ln net.Listener, minio *testenv.MinIO, dex *testenv.Dex) *e2eEnv {
+	t.Helper()
+	e := &e2eEnv{t: t, url: "http://" + ln.Addr().String(), minio: minio,
+		auditFile: filepath.Join(t.TempDir(), "audit.jsonl"), logs: &bytes.Buffer{}}
+	t.Setenv("AIRLOCK_E2E_OIDC_SECRET", dex.ClientSecret)
+	t.Setenv("MINIO_ACCESS_KEY", minio.AccessKey)
+	t.Setenv("MINIO_SECRET_KEY", minio.SecretKey)
+	t.Setenv("AIRLOCK_E2E_STORE_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+	t.Setenv("AIRLOCK_REDIS_URL", "")
+	t.Setenv("AIRLOCK_LISTEN", "")
+	y := strings.NewReplacer("{{MINIO}}", minio.URL, "{{AUDIT}}", e.auditFile, "{{LISTEN}}", ln.Addr().String(),
+		"{{PUBLIC}}", e.url, "{{ISSUER}}", dex.Issuer).Replace(e2eApprovalConfig)
+	cfg, err := config.Parse([]byte(y))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	e.cfg = cfg
+	ctx, cancel := context.WithCancel(context.Background())
+	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := newServer(ctx, cfg, logger)
+	if err != nil {
+		t.Fatalf("newServer: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		srv.Close()
+		if t.Failed() {
+			t.Logf("--- airlock log:\n%s", e.logs.String())
+		}
+	})
+	testenv.WaitFor(t, "airlock", 10*time.Second, testenv.HTTPReady(e.url+"/healthz"))
+	return e
+}
+
+// dexIDToken logs user in with Dex's password grant, as a script would, and returns the ID
+// token that the CLI passes as AIRLOCK_TOKEN.
+func dexIDToken(t *testing.T, d *testenv.Dex, user string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"password"}, "username": {user}, "password": {"password"},
+		"scope": {"openid email profile groups"}}
+	req, _ := http.NewRequest("POST", d.Issuer+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(d.ClientID, d.ClientSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		IDToken string `json:"id_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.IDToken == "" {
+		t.Fatalf("password grant for %s: %d %v", user, resp.StatusCode, err)
+	}
+	return out.IDToken
+}
+
+// apiCall calls the requests API with a bearer token and returns status and body.
+func (e *e2eEnv) apiCall(token, method, path string, body any) (int, []byte) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.url+path, rd)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// pendingFor waits until a pending request for the resource appears (as approver sees it)
+// that is not one of the known IDs, and returns it.
+func (e *e2eEnv) pendingFor(approverToken, resourceSuffix string, known ...string) *approval.Request {
+	e.t.Helper()
+	var found *approval.Request
+	testenv.WaitFor(e.t, "held request for "+resourceSuffix, 30*time.Second, func() error {
+		status, body := e.apiCall(approverToken, "GET", "/api/v1/requests?state=pending", nil)
+		if status != 200 {
+			return fmt.Errorf("list: %d %s", status, body)
+		}
+		var list struct{ Requests []*approval.Request }
+		if err := json.Unmarshal(body, &list); err != nil {
+			return err
+		}
+		for _, r := range list.Requests {
+			if strings.HasSuffix(r.Action.Resource, resourceSuffix) && !contains(known, r.ID) {
+				found = r
+				return nil
+			}
+		}
+		return fmt.Errorf("none among %d pending", len(list.Requests))
+	})
+	return found
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// cliResult is how a backgrounded aws CLI call ended.
+type cliResult struct {
+	out  string
+	err  error
+	took time.Duration
+}
+
+// awsCLIAsync runs the aws CLI in the background (a held call blocks until decided).
+func (e *e2eEnv) awsCLIAsync(bin string, args ...string) <-chan cliResult {
+	ch := make(chan cliResult, 1)
+	start := time.Now()
+	go func() {
+		out, err := e.awsCLIQuiet(bin, args...)
+		ch <- cliResult{out: out, err: err, took: time.Since(start)}
+	}()
+	return ch
+}
+
+// awsCLIQuiet is e.awsCLI without t.Helper/t.Fatal, safe off the test goroutine; the long read
+// timeout keeps the CLI waiting as long as Airlock holds the call.
+func (e *e2eEnv) awsCLIQuiet(bin string, args ...string) (string, error) {
+	airlock, err := airlockBinary()
+	if err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "airlock-awscli-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	cfgFile := filepath.Join(dir, "config")
+	profile := fmt.Sprintf("[profile airlock]\nregion = us-east-1\ncredential_process = %s credentials aws --server %s --target local --reason \"JIRA-42 e2e approval\"\n", airlock, e.url)
+	if err := os.WriteFile(cfgFile, []byte(profile), 0o600); err != nil {
+		return "", err
+	}
+	cmd := exec.Command(bin, append([]string{"--profile", "airlock", "--endpoint-url", e.url, "--cli-read-timeout", "180"}, args...)...)
+	cmd.Env = append(os.Environ(), "AWS_CONFIG_FILE="+cfgFile, "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"),
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_DEFAULT_REGION=us-east-1", "AIRLOCK_TOKEN="+e.token,
+		"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_SESSION_TOKEN=", "AWS_PROFILE=", "AWS_ENDPOINT_URL=",
+		"AWS_MAX_ATTEMPTS=1", "AWS_RETRY_MODE=standard", "HOME="+dir)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// minioHasObject asks MinIO directly (root credentials, not through Airlock).
+func minioHasObject(t *testing.T, m *testenv.MinIO, bucket, key string) bool {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command(testenv.Binary(t, "/usr/bin/aws"), "--endpoint-url", m.URL, "s3api", "head-object", "--bucket", bucket, "--key", key)
+	env := []string{"HOME=" + dir}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "HOME=") {
+			env = append(env, kv)
+		}
+	}
+	cmd.Env = append(env, "AWS_ACCESS_KEY_ID="+m.AccessKey, "AWS_SECRET_ACCESS_KEY="+m.SecretKey,
+		"AWS_DEFAULT_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "AWS_CONFIG_FILE="+filepath.Join(dir, "none"),
+		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		return true
+	}
+	if strings.Contains(string(out), "Not Found") || strings.Contains(string(out), "404") {
+		return false
+	}
+	t.Fatalf("head-object %s/%s at MinIO: %v\n%s", bucket, key, err, out)
+	return false
+}
+
+// browser starts headless Chromium for one tab; it ends with the test.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(testenv.Chromium(t)), chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1000)}
+	for _, f := range testenv.ChromiumFlags {
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(f, "--"), "=")
+		if hasValue {
+			opts = append(opts, chromedp.Flag(name, value))
+		} else {
+			opts = append(opts, chromedp.Flag(name, true))
+		}
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// artifactDir is where screenshots go: $AIRLOCK_TEST_ARTIFACTS when set (CI keeps it), else
+// the test's artifact directory (kept with go test -artifacts).
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	if d := os.Getenv("AIRLOCK_TEST_ARTIFACTS"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	return t.ArtifactDir()
+}
+
+// saveScreenshot writes a PNG and checks that it is one, of a nonzero size.
+func saveScreenshot(t *testing.T, name string, b []byte) {
+	t.Helper()
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("screenshot %s is not a PNG: %v", name, err)
+	}
+	if r := img.Bounds(); r.Dx() == 0 || r.Dy() == 0 {
+		t.Fatalf("screenshot %s is empty: %v", name, r)
+	}
+	p := filepath.Join(artifactDir(t), name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s (%d bytes, %dx%d)", p, len(b), img.Bounds().Dx(), img.Bounds().Dy())
+}
+
+func TestE2EApprovalInBrowser(t *testing.T) {
+	testenv.Integration(t)
+	cli := testenv.Binary(t, "/usr/bin/aws")
+	minio := testenv.StartMinIO(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dex := testenv.StartDex(t, "http://"+ln.Addr().String()+"/auth/callback")
+	e := startAirlockWithOIDC(t, ln, minio, dex)
+	alice := dexIDToken(t, dex, "alice@example.com")
+	bob := dexIDToken(t, dex, "bob@example.com")
+	carol := dexIDToken(t, dex, "carol@example.com")
+	dave := dexIDToken(t, dex, "dave@example.com")
+	e.token = alice // the aws CLI's credential_process runs as alice
+
+	bucket := fmt.Sprintf("e2e-approval-%d", time.Now().UnixNano()%1e6)
+	src := filepath.Join(t.TempDir(), "doomed.txt")
+	if err := os.WriteFile(src, []byte("delete me after approval\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := e.awsCLIQuiet(cli, args...); err != nil {
+			t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("s3", "mb", "s3://"+bucket)
+	run("s3", "cp", src, "s3://"+bucket+"/doomed.txt")
+	if !minioHasObject(t, minio, bucket, "doomed.txt") {
+		t.Fatal("the object did not reach MinIO")
+	}
+
+	// 1. alice's delete is held; the CLI waits.
+	held := e.awsCLIAsync(cli, "s3", "rm", "s3://"+bucket+"/doomed.txt")
+	req := e.pendingFor(bob, bucket+"/doomed.txt")
+	if req.Requester.Email != "alice@example.com" || req.Rule != "object-deletes-need-sre" || req.Action.IAMAction != "s3:DeleteObject" {
+		t.Fatalf("held request = %+v", req)
+	}
+
+	// 2. Refusals by the API: alice may not approve her own request, dave is no approver.
+	if status, body := e.apiCall(alice, "POST", "/api/v1/requests/"+req.ID+"/approve", map[string]string{"comment": "me"}); status != 403 || !strings.Contains(string(body), `"self_approval"`) {
+		t.Errorf("self-approval: %d %s", status, body)
+	}
+	if status, body := e.apiCall(dave, "POST", "/api/v1/requests/"+req.ID+"/approve", nil); status != 403 || !strings.Contains(string(body), `"not_approver"`) {
+		t.Errorf("dave's approval: %d %s", status, body)
+	}
+
+	// 3. bob opens the page in a real browser, logs in at Dex, sees the request and approves.
+	ctx := browser(t)
+	step, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	page := e.url + "/requests/" + req.ID
+	if err := chromedp.Do(step,
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.ID("login")),
+		chromedp.SendKeys(chromedp.ID("login"), "bob@example.com"),
+		chromedp.SendKeys(chromedp.ID("password"), "password"),
+		chromedp.Click(chromedp.ID("submit-login")),
+		chromedp.WaitVisible(chromedp.ID("approve")),
+	); err != nil {
+		t.Fatalf("bob's login and page: %v", err)
+	}
+	if loc, _ := chromedp.Run(step, chromedp.Location()); loc != page {
+		t.Errorf("after login bob is on %s, want %s", loc, page)
+	}
+	text, err := chromedp.Run(step, chromedp.Text(chromedp.ID("request")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"alice@example.com", "engineers", "s3:DeleteObject", bucket + "/doomed.txt", "object-deletes-need-sre",
+		"object deletes need an SRE lead", "JIRA-42 e2e approval", "Destructive", "Pending", "Approvals: 0 of 1"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("page lacks %q:\n%s", want, text)
+		}
+	}
+	before, err := chromedp.Run(step, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveScreenshot(t, "approval-before.png", before)
+	if err := chromedp.Do(step,
+		chromedp.SendKeys(chromedp.ID("comment"), "ok, go ahead"),
+		chromedp.Click(chromedp.ID("approve")),
+		chromedp.WaitVisible(chromedp.CSS(".notice.ok")),
+	); err != nil {
+		t.Fatalf("approve click: %v", err)
+	}
+	state, _ := chromedp.Run(step, chromedp.Text(chromedp.ID("state")))
+	if state != "Approved" {
+		t.Errorf("state after approval: %q", state)
+	}
+	after, err := chromedp.Run(step, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveScreenshot(t, "approval-after.png", after)
+
+	// 4. The held CLI call completes, and the object is gone from MinIO.
+	select {
+	case res := <-held:
+		if res.err != nil {
+			t.Fatalf("held aws s3 rm failed after approval: %v\n%s", res.err, res.out)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the held aws s3 rm did not complete after the approval")
+	}
+	if minioHasObject(t, minio, bucket, "doomed.txt") {
+		t.Fatal("the object is still in MinIO after the approved delete")
+	}
+
+	// 5. The grant had one use: the retry is held again, as a new request. Denying it with a
+	// comment releases the waiting CLI at once, with the comment.
+	run("s3", "cp", src, "s3://"+bucket+"/doomed.txt")
+	retry := e.awsCLIAsync(cli, "s3", "rm", "s3://"+bucket+"/doomed.txt")
+	again := e.pendingFor(bob, bucket+"/doomed.txt", req.ID)
+	denyAt := time.Now()
+	if status, body := e.apiCall(bob, "POST", "/api/v1/requests/"+again.ID+"/deny", map[string]string{"comment": "one delete was enough"}); status != 200 {
+		t.Fatalf("deny: %d %s", status, body)
+	}
+	select {
+	case res := <-retry:
+		if res.err == nil || !strings.Contains(res.out, "AccessDenied") || !strings.Contains(res.out, "one delete was enough") {
+			t.Errorf("denied retry: err=%v\n%s", res.err, res.out)
+		}
+		// "At once": well before hold.wait (60s) would have let it go.
+		if d := time.Since(denyAt); d > 30*time.Second {
+			t.Errorf("the denied call was released %s after the denial", d)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatal("the denial did not release the waiting CLI call")
+	}
+	if !minioHasObject(t, minio, bucket, "doomed.txt") {
+		t.Error("the denied delete removed the object")
+	}
+
+	// 6. Two-person rule: bob's approval leaves it pending (and bob cannot count twice);
+	// carol's completes it. bob watches the page meanwhile: it updates live, without reload.
+	run("s3", "cp", src, "s3://"+bucket+"/two-person/doomed.txt")
+	twoHeld := e.awsCLIAsync(cli, "s3", "rm", "s3://"+bucket+"/two-person/doomed.txt")
+	two := e.pendingFor(bob, "two-person/doomed.txt")
+	if two.Rule != "two-person-deletes" || two.Approvers.Count != 2 {
+		t.Fatalf("two-person request = %+v", two)
+	}
+	if err := chromedp.Do(step, chromedp.Navigate(e.url+"/requests/"+two.ID), chromedp.WaitVisible(chromedp.ID("approve"))); err != nil {
+		t.Fatalf("open two-person page: %v", err)
+	}
+	status, body := e.apiCall(bob, "POST", "/api/v1/requests/"+two.ID+"/approve", map[string]string{"comment": "first"})
+	var r approval.Request
+	if status != 200 || json.Unmarshal(body, &r) != nil || r.State != approval.StatePending || len(r.Approvals) != 1 {
+		t.Fatalf("bob's approval of the two-person request: %d %s", status, body)
+	}
+	if err := chromedp.Do(step, chromedp.WaitVisible(chromedp.CSS(`#approvals li`)), chromedp.WaitNotVisible(chromedp.ID("approve"))); err != nil {
+		t.Errorf("the open page did not show bob's approval live (and retire his approve button): %v", err)
+	}
+	if status, body := e.apiCall(bob, "POST", "/api/v1/requests/"+two.ID+"/approve", nil); status != 409 || !strings.Contains(string(body), `"already_approved"`) {
+		t.Errorf("bob approving twice: %d %s", status, body)
+	}
+	select {
+	case res := <-twoHeld:
+		t.Fatalf("the two-person call went through with one approval: %v\n%s", res.err, res.out)
+	default:
+	}
+	status, body = e.apiCall(carol, "POST", "/api/v1/requests/"+two.ID+"/approve", map[string]string{"comment": "second"})
+	if status != 200 || json.Unmarshal(body, &r) != nil || r.State != approval.StateApproved || len(r.Approvals) != 2 {
+		t.Fatalf("carol's approval: %d %s", status, body)
+	}
+	if err := chromedp.Do(step, chromedp.WaitVisible(chromedp.CSS(`#state.state-approved`))); err != nil {
+		t.Errorf("the open page did not turn approved live: %v", err)
+	}
+	live, err := chromedp.Run(step, chromedp.FullScreenshot(100))
+	if err == nil {
+		saveScreenshot(t, "two-person-approved-live.png", live)
+	}
+	select {
+	case res := <-twoHeld:
+		if res.err != nil {
+			t.Fatalf("two-person delete after both approvals: %v\n%s", res.err, res.out)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("the two-person call was not released after the second approval")
+	}
+	if minioHasObject(t, minio, bucket, "two-person/doomed.txt") {
+		t.Error("the two-person object is still in MinIO")
+	}
+
+	// The list page shows the decided requests to bob.
+	if err := chromedp.Do(step, chromedp.Navigate(e.url+"/requests"), chromedp.WaitVisible(chromedp.ID("decided-h"))); err != nil {
+		t.Fatal(err)
+	}
+	listText, err := chromedp.Run(step, chromedp.Text(chromedp.CSS("main")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(listText, "Recently decided") || strings.Count(listText, "s3:DeleteObject") < 3 {
+		t.Errorf("list page:\n%s", listText)
+	}
+
+	// On a phone-sized screen the page still reads (the screenshot is for people to judge).
+	if err := chromedp.Do(step, chromedp.EmulateViewport(390, 844), chromedp.Navigate(e.url+"/requests/"+two.ID),
+		chromedp.WaitVisible(chromedp.ID("state"))); err != nil {
+		t.Fatal(err)
+	}
+	if phone, err := chromedp.Run(step, chromedp.FullScreenshot(100)); err == nil {
+		saveScreenshot(t, "two-person-phone.png", phone)
+	}
+	if err := chromedp.Do(step, chromedp.Navigate(e.url+"/requests")); err != nil {
+		t.Fatal(err)
+	}
+	if phone, err := chromedp.Run(step, chromedp.FullScreenshot(100)); err == nil {
+		saveScreenshot(t, "list-phone.png", phone)
+	}
+
+	// Every step is in the audit log, and the chain verifies.
+	events := e.auditEvents()
+	for _, want := range []struct{ kind, action, decision string }{
+		{"decision", "s3:DeleteObject", "hold"},
+		{"approval", "s3:DeleteObject", "allow"},
+		{"approval", "s3:DeleteObject", "deny"},
+		{"forward", "s3:DeleteObject", "allow"},
+	} {
+		if !hasEvent(events, want.kind, want.action, want.decision) {
+			t.Errorf("audit has no %s event for %s (%s)", want.kind, want.action, want.decision)
+		}
+	}
+}
