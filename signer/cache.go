@@ -82,14 +82,18 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 // CacheKey names a cached credential by the hash of its parts (cloud, target, role, policy, ...).
 // Each part is length-prefixed so that ("a|b", "c") and ("a", "b|c") differ.
 func CacheKey(parts ...string) string {
-	h := sha256.New()
-	var n [8]byte
+	var scratch [512]byte
+	buf := scratch[:0]
 	for _, p := range parts {
-		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
-		h.Write(n[:])
-		h.Write([]byte(p))
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(p)))
+		buf = append(buf, p...)
 	}
-	return "signer:cred:" + hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(buf)
+	const prefix = "signer:cred:"
+	var out [len(prefix) + 2*sha256.Size]byte
+	copy(out[:], prefix)
+	hex.Encode(out[len(prefix):], sum[:])
+	return string(out[:])
 }
 
 // lockKey is the cross-replica mint lock that goes with a cache key.
