@@ -330,14 +330,14 @@ func TestE2EApprovalInBrowser(t *testing.T) {
 	if err := os.WriteFile(src, []byte("delete me after approval\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run := func(args ...string) {
+	awsOK := func(args ...string) {
 		t.Helper()
 		if out, err := e.awsCLIQuiet(cli, args...); err != nil {
 			t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	run("s3", "mb", "s3://"+bucket)
-	run("s3", "cp", src, "s3://"+bucket+"/doomed.txt")
+	awsOK("s3", "mb", "s3://"+bucket)
+	awsOK("s3", "cp", src, "s3://"+bucket+"/doomed.txt")
 	if !minioHasObject(t, minio, bucket, "doomed.txt") {
 		t.Fatal("the object did not reach MinIO")
 	}
@@ -355,6 +355,21 @@ func TestE2EApprovalInBrowser(t *testing.T) {
 	}
 	if status, body := e.apiCall(dave, "POST", "/api/v1/requests/"+req.ID+"/approve", nil); status != 403 || !strings.Contains(string(body), `"not_approver"`) {
 		t.Errorf("dave's approval: %d %s", status, body)
+	}
+
+	// The same through the approver CLI: bob lists it; alice's and dave's approvals are refused
+	// with a clear message.
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"requests", "--server", e.url, "--token", bob}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), req.ID) || !strings.Contains(out.String(), "alice@example.com") || !strings.Contains(out.String(), "0/1") {
+		t.Errorf("airlock requests as bob: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for user, want := range map[string]string{alice: "refused: you cannot approve your own request", dave: "refused: you are not in the approver groups"} {
+		out.Reset()
+		errOut.Reset()
+		if code := run(context.Background(), []string{"approve", req.ID, "--server", e.url, "--token", user}, &out, &errOut); code != 1 || !strings.Contains(errOut.String(), want) {
+			t.Errorf("airlock approve: exit %d %q, want %q", code, errOut.String(), want)
+		}
 	}
 
 	// 3. bob opens the page in a real browser, logs in at Dex, sees the request and approves.
@@ -422,7 +437,7 @@ func TestE2EApprovalInBrowser(t *testing.T) {
 
 	// 5. The grant had one use: the retry is held again, as a new request. Denying it with a
 	// comment releases the waiting CLI at once, with the comment.
-	run("s3", "cp", src, "s3://"+bucket+"/doomed.txt")
+	awsOK("s3", "cp", src, "s3://"+bucket+"/doomed.txt")
 	retry := e.awsCLIAsync(cli, "s3", "rm", "s3://"+bucket+"/doomed.txt")
 	again := e.pendingFor(bob, bucket+"/doomed.txt", req.ID)
 	denyAt := time.Now()
@@ -447,7 +462,7 @@ func TestE2EApprovalInBrowser(t *testing.T) {
 
 	// 6. Two-person rule: bob's approval leaves it pending (and bob cannot count twice);
 	// carol's completes it. bob watches the page meanwhile: it updates live, without reload.
-	run("s3", "cp", src, "s3://"+bucket+"/two-person/doomed.txt")
+	awsOK("s3", "cp", src, "s3://"+bucket+"/two-person/doomed.txt")
 	twoHeld := e.awsCLIAsync(cli, "s3", "rm", "s3://"+bucket+"/two-person/doomed.txt")
 	two := e.pendingFor(bob, "two-person/doomed.txt")
 	if two.Rule != "two-person-deletes" || two.Approvers.Count != 2 {
@@ -472,9 +487,12 @@ func TestE2EApprovalInBrowser(t *testing.T) {
 		t.Fatalf("the two-person call went through with one approval: %v\n%s", res.err, res.out)
 	default:
 	}
-	status, body = e.apiCall(carol, "POST", "/api/v1/requests/"+two.ID+"/approve", map[string]string{"comment": "second"})
-	if status != 200 || json.Unmarshal(body, &r) != nil || r.State != approval.StateApproved || len(r.Approvals) != 2 {
-		t.Fatalf("carol's approval: %d %s", status, body)
+	// carol approves with the CLI.
+	out.Reset()
+	errOut.Reset()
+	if code := run(context.Background(), []string{"approve", two.ID, "--server", e.url, "--token", carol, "--comment", "second"}, &out, &errOut); code != 0 ||
+		!strings.HasPrefix(out.String(), "Approved "+two.ID) {
+		t.Fatalf("carol's airlock approve: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
 	if err := chromedp.Do(step, chromedp.WaitVisible(chromedp.CSS(`#state.state-approved`))); err != nil {
 		t.Errorf("the open page did not turn approved live: %v", err)

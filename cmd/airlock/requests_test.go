@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/airlockhq/airlock/approval"
 	"github.com/airlockhq/airlock/authn"
 	"github.com/airlockhq/airlock/catalog"
+	"github.com/airlockhq/airlock/config"
 )
 
 // fakeRequestsAPI answers like /api/v1/requests and records what it was asked.
@@ -140,5 +142,42 @@ func TestShortenAndAge(t *testing.T) {
 		if got := age(d); got != want {
 			t.Errorf("age(%s) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// Without OIDC the pages explain that browser approval needs it, while the JSON API keeps
+// working with the bootstrap token.
+func TestServeWithoutOIDCExplainsPages(t *testing.T) {
+	t.Setenv("AIRLOCK_PAGES_TEST_TOKEN", "pages-test-bootstrap-token-0123")
+	t.Setenv("AIRLOCK_REDIS_URL", "")
+	cfg, err := config.Parse([]byte(`
+dev:
+  bootstrap_token_env: AIRLOCK_PAGES_TEST_TOKEN
+  bootstrap_identity: {subject: bob, email: bob@example.com, groups: [sre-leads]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := newServer(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	w := httptest.NewRecorder()
+	srv.handler.ServeHTTP(w, httptest.NewRequest("GET", "/requests/abc", nil))
+	if w.Code != http.StatusNotImplemented || !strings.Contains(w.Body.String(), "<code>oidc</code>") || !strings.Contains(w.Body.String(), "airlock approve abc") {
+		t.Errorf("page without OIDC: %d\n%s", w.Code, w.Body)
+	}
+	r := httptest.NewRequest("GET", "/api/v1/requests", nil)
+	r.Header.Set("Authorization", "Bearer pages-test-bootstrap-token-0123")
+	w = httptest.NewRecorder()
+	srv.handler.ServeHTTP(w, r)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"requests"`) {
+		t.Errorf("API without OIDC: %d %s", w.Code, w.Body)
+	}
+	w = httptest.NewRecorder()
+	srv.handler.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+	if w.Code != http.StatusSeeOther || w.Header().Get("Location") != "/requests" {
+		t.Errorf("/: %d %q", w.Code, w.Header().Get("Location"))
 	}
 }
