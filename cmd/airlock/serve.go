@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/api/option"
 
 	"github.com/airlockhq/airlock/approval"
 	"github.com/airlockhq/airlock/audit"
@@ -69,10 +70,15 @@ type server struct {
 	audit   *audit.Log
 	handler http.Handler
 	closers []func()
+	// brokerHooks replace the GCP and Azure brokers' base identity and transport (tests).
+	brokerHooks brokerHooks
 }
 
-func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*server, error) {
+func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...serverOption) (*server, error) {
 	s := &server{cfg: cfg, logger: logger}
+	for _, o := range opts {
+		o(s)
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -161,11 +167,21 @@ func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*s
 	metrics := proxy.NewMetrics()
 	registry.MustRegister(metrics.Collectors()...)
 	registry.MustRegister(auditLog.Collectors()...)
-	registry.MustRegister(brokerCollectors(awsBroker)...)
+	registry.MustRegister(brokerCollectors("aws", awsBroker)...)
+	gcpBroker, azureBroker, err := s.tokenBrokers(storeKey)
+	if err != nil {
+		return nil, err
+	}
+	for cloud, b := range map[string]tokenBroker{"gcp": gcpBroker, "azure": azureBroker} {
+		if b != nil {
+			registry.MustRegister(brokerCollectors(cloud, b)...)
+		}
+	}
 
 	awsProxy, err := proxy.New(proxy.Config{
 		Settings: cfg, Logger: logger, SigV4: verifier, Policy: engine, Approvals: workflow,
 		AWS: awsBroker, Audit: auditLog, Metrics: metrics,
+		Bearer: issuer, GCP: gcpBroker, Azure: azureBroker,
 	})
 	if err != nil {
 		return nil, err
@@ -356,13 +372,59 @@ func redactURL(u string) string {
 	return u
 }
 
-func brokerCollectors(b *signer.AWSBroker) []prometheus.Collector {
+func brokerCollectors(cloud string, b interface{ Stats() (mints, hits uint64) }) []prometheus.Collector {
 	return []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "airlock_credential_mints_total",
-			Help: "Cloud credentials minted (STS AssumeRole calls).", ConstLabels: prometheus.Labels{"cloud": "aws"}},
+			Help: "Cloud credentials minted (STS AssumeRole, GCP service account impersonation, Azure token requests).", ConstLabels: prometheus.Labels{"cloud": cloud}},
 			func() float64 { m, _ := b.Stats(); return float64(m) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "airlock_credential_cache_hits_total",
-			Help: "Credential requests answered from the cache or a shared mint.", ConstLabels: prometheus.Labels{"cloud": "aws"}},
+			Help: "Credential requests answered from the cache or a shared mint.", ConstLabels: prometheus.Labels{"cloud": cloud}},
 			func() float64 { _, h := b.Stats(); return float64(h) }),
 	}
+}
+
+// serverOption adjusts a server before it is wired (tests inject the brokers' base identity).
+type serverOption func(*server)
+
+// brokerHooks are what tests replace to mint against fakes: the GCP base identity (default:
+// Application Default Credentials) and the HTTP client that reaches Azure AD (default: azcore's).
+type brokerHooks struct {
+	gcpClientOptions []option.ClientOption
+	azureHTTPClient  *http.Client
+}
+
+// tokenBroker is the GCP and the Azure broker as the proxy and the metrics see them.
+type tokenBroker interface {
+	Token(ctx context.Context, t *config.Target) (string, time.Time, error)
+	Stats() (mints, hits uint64)
+}
+
+// tokenBrokers creates the GCP and Azure brokers, each only when a target of its cloud exists:
+// a proxy without GCP targets never looks for Google credentials. A nil broker is a nil
+// interface, which the proxy takes as "none".
+func (s *server) tokenBrokers(storeKey []byte) (gcp, azure tokenBroker, err error) {
+	var hasGCP, hasAzure bool
+	for _, t := range s.cfg.Targets {
+		hasGCP = hasGCP || t.Cloud == "gcp"
+		hasAzure = hasAzure || t.Cloud == "azure"
+	}
+	if hasGCP {
+		// The base identity is resolved on the first mint, so serve starts without it.
+		b, err := signer.NewGCPBroker(signer.GCPBrokerConfig{Store: s.store, Key: storeKey, Logger: s.logger,
+			ClientOptions: s.brokerHooks.gcpClientOptions})
+		if err != nil {
+			return nil, nil, fmt.Errorf("gcp broker: %w", err)
+		}
+		s.closers = append(s.closers, func() { _ = b.Close() })
+		gcp = b
+	}
+	if hasAzure {
+		b, err := signer.NewAzureBroker(signer.AzureBrokerConfig{Store: s.store, Key: storeKey, Logger: s.logger,
+			HTTPClient: s.brokerHooks.azureHTTPClient})
+		if err != nil {
+			return nil, nil, fmt.Errorf("azure broker: %w", err)
+		}
+		azure = b
+	}
+	return gcp, azure, nil
 }
