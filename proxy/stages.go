@@ -65,7 +65,7 @@ func (p *Proxy) name(c *call) {
 	c.action = awscat.Name(awscat.Request{
 		Method: c.r.Method, Host: c.r.Host, Path: c.r.URL.Path, RawQuery: c.r.URL.RawQuery,
 		Header: c.r.Header, Body: body, Service: c.sig.Service, Region: c.sig.Region,
-		BaseHost: p.baseHost(),
+		BaseHost: p.namingBaseHost(c),
 	})
 	c.action.Risk = p.cfg.Policy.Risk(c.action)
 	if op, ok := awscat.Lookup(c.action.IAMAction); ok {
@@ -141,7 +141,8 @@ func (p *Proxy) decide(c *call) error {
 	p.cfg.Metrics.observeHold(p.cfg.Now().Sub(waitStart), string(stateOf(req)))
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		if c.r.Context().Err() != nil {
-			return &cloudError{Status: 499, Code: "RequestCanceled", Message: "client went away while the call was held"}
+			return &cloudError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Retryable: true,
+				Message: "the held call was interrupted (Airlock is restarting, or the client went away); retry it: an approval still applies"}
 		}
 		return p.unavailable(c, "wait for approval", err)
 	}

@@ -39,6 +39,12 @@ func (p *Proxy) upstreamFor(c *call) (upstream, error) {
 	if rel.path == "" {
 		rel.path = "/"
 	}
+	fwdHost, forward := forwardHost(c.r.Context())
+	if forward {
+		if err := checkForwardHost(c, fwdHost); err != nil {
+			return upstream{}, err
+		}
+	}
 	if ep := c.target.Endpoint; ep != "" {
 		// A private or S3-compatible endpoint (MinIO in tests) takes every service of the
 		// target, path-style.
@@ -60,6 +66,12 @@ func (p *Proxy) upstreamFor(c *call) (upstream, error) {
 		}
 		rel = rel.prefixed(strings.TrimRight(u.Path, "/"))
 		rel.scheme, rel.host = u.Scheme, u.Host
+		return rel, nil
+	}
+	if forward {
+		// Forward mode: exactly the host the client asked for, which is allowlisted (the
+		// endpoints table knows it, for the service and region the call is signed for).
+		rel.scheme, rel.host = "https", fwdHost
 		return rel, nil
 	}
 	host, ok := awscat.Upstream(c.sig.Service, c.sig.Region)
@@ -84,6 +96,9 @@ func (p *Proxy) upstreamFor(c *call) (upstream, error) {
 func (p *Proxy) s3Bucket(c *call) string {
 	if c.sig.Service != "s3" {
 		return ""
+	}
+	if fwd, ok := forwardHost(c.r.Context()); ok {
+		return s3BucketOfAWSHost(fwd)
 	}
 	host := stripPort(c.r.Host)
 	base := stripPort(p.baseHost())
@@ -115,4 +130,41 @@ func stripPort(hostport string) string {
 		return h
 	}
 	return hostport
+}
+
+// checkForwardHost refuses a forward-mode call whose host is not the endpoint of the service
+// and region it is signed for: the host decides where the call goes, the signature what it is.
+func checkForwardHost(c *call, host string) error {
+	service, region, ok := awscat.ServiceForHost(host)
+	if ok && service == c.sig.Service && region == c.sig.Region {
+		return nil
+	}
+	return &cloudError{Status: http.StatusForbidden, Code: "AccessDenied",
+		Message: fmt.Sprintf("the call is signed for %s in %s but was sent to %s; Airlock forwards a call only to the endpoint of the service and region it is signed for", c.sig.Service, c.sig.Region, host)}
+}
+
+// s3BucketOfAWSHost returns the bucket of a virtual-hosted-style S3 host
+// (bucket.s3.us-east-1.amazonaws.com), "" for the service host itself.
+func s3BucketOfAWSHost(host string) string {
+	bucket := ""
+	for i := strings.IndexByte(host, '.'); i > 0; {
+		if _, _, ok := awscat.ServiceForHost(host[i+1:]); ok {
+			bucket = host[:i] // keep going: the shortest service host leaves the whole bucket
+		}
+		j := strings.IndexByte(host[i+1:], '.')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return bucket
+}
+
+// namingBaseHost is Airlock's own host for the namer in endpoint mode, and "" in forward mode,
+// where the request's Host is the real AWS host.
+func (p *Proxy) namingBaseHost(c *call) string {
+	if _, ok := forwardHost(c.r.Context()); ok {
+		return ""
+	}
+	return p.baseHost()
 }
