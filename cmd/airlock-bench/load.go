@@ -117,6 +117,22 @@ type loadResult struct {
 	mallocs   uint64          // of the whole process during the run
 }
 
+// merge adds another run of the same mode.
+func (r loadResult) merge(o loadResult) loadResult {
+	r.mode = o.mode
+	r.calls += o.calls
+	r.errors += o.errors
+	if r.firstErr == "" {
+		r.firstErr = o.firstErr
+	}
+	r.elapsed += o.elapsed
+	r.latencies = append(r.latencies, o.latencies...)
+	slices.Sort(r.latencies)
+	r.cpu += o.cpu
+	r.mallocs += o.mallocs
+	return r
+}
+
 func (r loadResult) throughput() float64 { return float64(r.calls) / r.elapsed.Seconds() }
 
 func (r loadResult) pct(p float64) time.Duration {

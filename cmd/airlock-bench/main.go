@@ -17,7 +17,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -30,12 +32,15 @@ import (
 type options struct {
 	duration, warmup time.Duration
 	concurrency      int
+	rounds           int
 	redisURL         string
 	replicas         int
 	held             int
 	approvers        int
+	approveRate      float64
 	burst            int
 	skip             string
+	profile          string
 }
 
 func main() {
@@ -43,17 +48,28 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 20*time.Second, "measured time per mode")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up per mode")
 	flag.IntVar(&o.concurrency, "concurrency", 16, "concurrent client workers")
+	flag.IntVar(&o.rounds, "rounds", 4, "the modes take turns this many times (duration split between the turns), so background load on the machine hits every mode alike")
 	flag.StringVar(&o.redisURL, "redis", "", "also run Airlock on this Redis (redis://host:port/db); its keys get a unique prefix")
 	flag.IntVar(&o.replicas, "replicas", 1, "with -redis: Airlock replicas for the held-calls and minting runs (2: calls held on one, approved on the other)")
 	flag.IntVar(&o.held, "held", 1000, "calls to hold for approval at once (0 = skip)")
 	flag.IntVar(&o.approvers, "approvers", 4, "concurrent approvers releasing the held calls")
+	flag.Float64Var(&o.approveRate, "approve-rate", 500, "approvals per second when releasing held calls (0 = as fast as the approvers go)")
 	flag.IntVar(&o.burst, "burst", 1000, "concurrent calls of the cold-cache minting burst (0 = skip)")
+	flag.StringVar(&o.profile, "profile", "", "write pprof CPU and heap profiles of the Airlock (memory store) load pass to this directory")
 	flag.StringVar(&o.skip, "skip", "", "comma-separated phases to skip: transfer,load,burst,held")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: airlock-bench [flags]\n\nMeasures Airlock against a direct call and a plain re-signing proxy, on loopback.\n\n")
 		flag.PrintDefaults()
 	}
+	heldClientURL := flag.String("held-client", "", "internal: run as the held-calls client process against this URL")
 	flag.Parse()
+	if *heldClientURL != "" {
+		if err := heldClient(*heldClientURL, o.held); err != nil {
+			fmt.Fprintln(os.Stderr, "airlock-bench held client:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if o.replicas < 1 || o.replicas > 2 || (o.replicas == 2 && o.redisURL == "") {
 		fmt.Fprintln(os.Stderr, "airlock-bench: -replicas is 1 or 2, and 2 needs -redis")
 		os.Exit(2)
@@ -158,21 +174,51 @@ func run(o options) error {
 	}
 
 	printHeader(o)
+	// One call of each kind per mode first: the catalog index (~30 MiB, built once per process)
+	// and the first credential mint must not be counted as transfer memory or call latency.
+	for _, m := range modes {
+		for i := range workload {
+			req, err := m.c.request(ctx, &workload[i], nil, 0, "")
+			if err != nil {
+				return err
+			}
+			if status, _, err := m.c.do(req); err != nil || status >= 300 {
+				return fmt.Errorf("warm-up %s via %s: status %d, %v", workload[i].name, m.name, status, err)
+			}
+		}
+	}
 
 	if !o.skipped("transfer") {
 		var trs []transferResult
 		for _, m := range modes {
 			logf("64 MiB transfers: %s", m.name)
+			stop := func() {}
+			if o.profile != "" && m.name == "airlock (memory store)" {
+				if stop, err = startProfiles(filepath.Join(o.profile, "transfer")); err != nil {
+					return err
+				}
+			}
 			trs = append(trs, runTransfers(m.name, m.c, up))
+			stop()
 		}
 		printTransfers(trs)
 	}
 
 	if !o.skipped("load") {
-		var results []loadResult
-		for _, m := range modes {
-			logf("load: %s for %s at concurrency %d", m.name, o.duration, o.concurrency)
-			results = append(results, runLoad(m.name, m.c, o.concurrency, o.warmup, o.duration))
+		results := make([]loadResult, len(modes))
+		rounds := max(o.rounds, 1)
+		for round := 0; round < rounds; round++ {
+			for i, m := range modes {
+				logf("load round %d/%d: %s for %s at concurrency %d", round+1, rounds, m.name, o.duration/time.Duration(rounds), o.concurrency)
+				stop := func() {}
+				if o.profile != "" && m.name == "airlock (memory store)" && round == 0 {
+					if stop, err = startProfiles(o.profile); err != nil {
+						return err
+					}
+				}
+				results[i] = results[i].merge(runLoad(m.name, m.c, o.concurrency, o.warmup, o.duration/time.Duration(rounds)))
+				stop()
+			}
 		}
 		printLoad(o, results)
 		if n := up.refused.Load(); n > 0 {
@@ -215,7 +261,7 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		hrs = append(hrs, runHeld("memory store, 1 replica", hm, hm, o.held, o.approvers))
+		hrs = append(hrs, runHeld("memory store, 1 replica", hm, hm, o.held, o.approvers, o.approveRate))
 		hm.Close()
 		if o.redisURL != "" {
 			logf("holding %d calls on redis (%d replicas)", o.held, o.replicas)
@@ -233,15 +279,55 @@ func run(o options) error {
 				}
 				label = "redis store, held on replica A, approved on replica B"
 			}
-			hrs = append(hrs, runHeld(label, a, b, o.held, o.approvers))
+			hrs = append(hrs, runHeld(label, a, b, o.held, o.approvers, o.approveRate))
 			if b != a {
 				b.Close()
 			}
 			a.Close()
 		}
-		printHeld(hrs)
+		printHeld(o, hrs)
 	}
 	return nil
+}
+
+// startProfiles starts a CPU profile and writes a heap profile now and when stopped, so that
+// `go tool pprof -sample_index=alloc_objects -base heap-before.pb.gz heap-after.pb.gz` shows
+// the allocations of the profiled pass alone.
+func startProfiles(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	heap := func(name string) {
+		f, err := os.Create(filepath.Join(dir, name))
+		if err == nil {
+			_ = pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
+	heap("heap-before.pb.gz")
+	runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+	runtime.SetMutexProfileFraction(5)
+	f, err := os.Create(filepath.Join(dir, "cpu.pb.gz"))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+		heap("heap-after.pb.gz")
+		for _, name := range []string{"block", "mutex"} {
+			if f, err := os.Create(filepath.Join(dir, name+".pb.gz")); err == nil {
+				_ = pprof.Lookup(name).WriteTo(f, 0)
+				f.Close()
+			}
+		}
+		runtime.SetBlockProfileRate(0)
+		runtime.SetMutexProfileFraction(0)
+	}, nil
 }
 
 func printHeader(o options) {
@@ -258,7 +344,7 @@ func printHeader(o options) {
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f", float64(d)/1e6) }
 
 func printLoad(o options, rs []loadResult) {
-	fmt.Printf("### Control-plane calls (EC2 DescribeInstances query, DynamoDB GetItem JSON, S3 GetObject/HeadObject/ListObjectsV2 REST), concurrency %d, %s per mode\n\n", o.concurrency, o.duration)
+	fmt.Printf("### Control-plane calls (EC2 DescribeInstances query, DynamoDB GetItem JSON, S3 GetObject/HeadObject/ListObjectsV2 REST), concurrency %d, %s per mode in %d interleaved turns\n\n", o.concurrency, o.duration, max(o.rounds, 1))
 	fmt.Println("| mode | calls | calls/s | p50 ms | p99 ms | p99.9 ms | errors | CPU µs/call (process) | allocs/call (process) |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rs {
@@ -315,24 +401,31 @@ func printMint(ms []mintResult) {
 	fmt.Println()
 }
 
-func printHeld(hs []heldResult) {
-	fmt.Println("### Calls held for approval at once, then all approved")
+func rateText(r float64) string {
+	if r <= 0 {
+		return "as fast as they go"
+	}
+	return fmt.Sprintf("paced at %.0f approvals/s in total", r)
+}
+
+func printHeld(o options, hs []heldResult) {
+	fmt.Printf("### Calls held for approval at once, then all approved (%d approvers, %s)\n", o.approvers, rateText(o.approveRate))
 	fmt.Println()
-	fmt.Println("| setup | held | time to hold all s | RSS before MiB | RSS with all held MiB | goroutines added | approve-all s | released | failed | release p50 ms | release p99 ms | max ms | p99 from approve call start ms |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Println("| setup | held | time to hold all s | Airlock process RSS before MiB | RSS with all held MiB | client process RSS MiB | goroutines added | approve-all s | released | failed | release p50 ms | release p99 ms | max ms | p99 from approve call start ms |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, h := range hs {
 		var mx time.Duration
 		if len(h.fromCommit) > 0 {
 			mx = h.fromCommit[len(h.fromCommit)-1]
 		}
-		fmt.Printf("| %s | %d | %.1f | %.0f | %.0f | %d | %.1f | %d | %d | %s | %s | %s | %s |\n", h.label, h.held, h.holdSecs,
-			float64(h.rssBefore)/1024, float64(h.rssHeld)/1024, h.goroutines, h.approveSecs, h.released, h.failed,
+		fmt.Printf("| %s | %d | %.1f | %.0f | %.0f | %.0f | %d | %.1f | %d | %d | %s | %s | %s | %s |\n", h.label, h.held, h.holdSecs,
+			float64(h.rssBefore)/1024, float64(h.rssHeld)/1024, float64(h.childRSS)/1024, h.goroutines, h.approveSecs, h.released, h.failed,
 			ms(pctOf(h.fromCommit, .5)), ms(pctOf(h.fromCommit, .99)), ms(mx), ms(pctOf(h.fromRequest, .99)))
 		if h.err != "" {
 			fmt.Printf("\nerror: %s\n", h.err)
 		}
 	}
 	fmt.Println()
-	fmt.Println("Release latency: from the moment the approval is committed (Workflow.Approve returned, as the approve API does) to the held call's response reaching the client; the last column counts from the start of the approve call. RSS is the whole process: the client's 10,000 connections and goroutines are included, so Airlock's own share is lower.")
+	fmt.Println("Release latency: from the moment the approval is committed (Workflow.Approve returned, as the approve API does) to the held call's response reaching the client; the last column counts from the start of the approve call. The client runs in a child process; the Airlock process's RSS also holds the small fake upstream and STS (and, with two replicas, both replicas).")
 	fmt.Println()
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strconv"
@@ -178,6 +180,7 @@ type burstReq struct {
 
 type heldResult struct {
 	label                   string
+	childRSS                int64 // kB, the client process
 	n                       int
 	held                    int64
 	holdSecs                float64
@@ -190,7 +193,7 @@ type heldResult struct {
 }
 
 // runHeld holds n calls on holdOn, approves them all on approveOn, and measures.
-func runHeld(label string, holdOn, approveOn *airlockInstance, n, approvers int) heldResult {
+func runHeld(label string, holdOn, approveOn *airlockInstance, n, approvers int, rate float64) heldResult {
 	ctx := context.Background()
 	res := heldResult{label: label, n: n}
 	alice := authn.Identity{Subject: "alice", Email: "alice@example.com", Groups: []string{"engineers"}}
@@ -210,27 +213,38 @@ func runHeld(label string, holdOn, approveOn *airlockInstance, n, approvers int)
 	runtime.GC()
 	res.rssBefore = memKB("VmRSS")
 	g0 := runtime.NumGoroutine()
+	// The client runs in a child process: one process cannot hold both ends of 10,000
+	// connections under this machine's file limit, and the RSS measured here is then Airlock's
+	// (with the small upstream and STS), not the client's.
 	done := make([]int64, n) // unix nanos when the response arrived
 	status := make([]int, n)
-	var wg sync.WaitGroup
-	t0 := time.Now()
-	for i := 0; i < n; i++ {
-		o := op{service: "s3", method: "DELETE", path: fmt.Sprintf("/bench/held/%d", i), query: "x-id=DeleteObject", s3: true}
-		req, err := c.request(ctx, &o, nil, 0, "")
-		if err != nil {
-			panic(err)
-		}
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			s, _, err := c.do(req)
-			done[i] = time.Now().UnixNano()
-			if err != nil {
-				s = -1
-			}
-			status[i] = s
-		}(i)
+	child := exec.Command(os.Args[0], "-held-client", holdOn.URL, "-held", strconv.Itoa(n))
+	child.Env = append(os.Environ(), "AIRLOCK_BENCH_HELD_AK="+creds.AccessKeyID,
+		"AIRLOCK_BENCH_HELD_SK="+creds.SecretAccessKey, "AIRLOCK_BENCH_HELD_TOKEN="+creds.SessionToken)
+	child.Stderr = os.Stderr
+	out, err := child.StdoutPipe()
+	if err != nil {
+		panic(err)
 	}
+	t0 := time.Now()
+	if err := child.Start(); err != nil {
+		res.err = err.Error()
+		return res
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var i, s int
+			var at int64
+			if _, err := fmt.Sscanf(sc.Text(), "done %d %d %d", &i, &at, &s); err == nil && i >= 0 && i < n {
+				done[i], status[i] = at, s
+			}
+		}
+		_ = child.Wait()
+	}()
 	deadline := time.Now().Add(5 * time.Minute)
 	for holdOn.holds.holds.Load() < int64(n) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
@@ -241,6 +255,7 @@ func runHeld(label string, holdOn, approveOn *airlockInstance, n, approvers int)
 	runtime.GC()
 	res.rssHeld = memKB("VmRSS")
 	res.goroutines = runtime.NumGoroutine() - g0
+	res.childRSS = childRSS(child.Process.Pid)
 
 	reqs, err := approveOn.workflow.List(ctx, string(approval.StatePending), bob)
 	if err != nil {
@@ -253,11 +268,22 @@ func runHeld(label string, holdOn, approveOn *airlockInstance, n, approvers int)
 	next := atomic.Int64{}
 	var awg sync.WaitGroup
 	a0 := time.Now()
+	// With a rate, approvals are paced (as people approve): release latency is then the
+	// mechanism's, not the queue of thousands of approvals landing in the same instant.
+	var tick <-chan time.Time
+	if rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / rate))
+		defer t.Stop()
+		tick = t.C
+	}
 	for w := 0; w < approvers; w++ {
 		awg.Add(1)
 		go func() {
 			defer awg.Done()
 			for {
+				if tick != nil {
+					<-tick
+				}
 				k := int(next.Add(1)) - 1
 				if k >= len(reqs) {
 					return
@@ -291,6 +317,52 @@ func runHeld(label string, holdOn, approveOn *airlockInstance, n, approvers int)
 	slices.Sort(res.fromCommit)
 	slices.Sort(res.fromRequest)
 	return res
+}
+
+// heldClient is the child process of runHeld: it sends n held calls at once to url and prints
+// "done INDEX UNIXNANO STATUS" as each answer arrives.
+func heldClient(url string, n int) error {
+	raiseFileLimit(uint64(n + 1024))
+	ctx := context.Background()
+	c := &signedClient{http: newHTTPClient(n), base: url, signer: v4.NewSigner(), creds: aws.Credentials{
+		AccessKeyID: os.Getenv("AIRLOCK_BENCH_HELD_AK"), SecretAccessKey: os.Getenv("AIRLOCK_BENCH_HELD_SK"),
+		SessionToken: os.Getenv("AIRLOCK_BENCH_HELD_TOKEN")}}
+	var mu sync.Mutex
+	w := bufio.NewWriter(os.Stdout)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		o := op{service: "s3", method: "DELETE", path: fmt.Sprintf("/bench/held/%d", i), query: "x-id=DeleteObject", s3: true}
+		req, err := c.request(ctx, &o, nil, 0, "")
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			s, _, err := c.do(req)
+			at := time.Now().UnixNano()
+			if err != nil {
+				s = -1
+			}
+			mu.Lock()
+			fmt.Fprintf(w, "done %d %d %d\n", i, at, s)
+			w.Flush()
+			mu.Unlock()
+		}(i)
+	}
+	wg.Wait()
+	return nil
+}
+
+func childRSS(pid int) int64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // raiseFileLimit lets one process hold both ends of 10,000+ connections.
