@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers the integration tests start: redis-server, awscli and chromium from
-# Debian, MinIO + mc with `go install`, and Dex built from its module source (its go.mod carries a
-# replace directive, so `go install` cannot build it). Versions are pinned; binaries are cached
+# Debian, MinIO + mc and fake-gcs-server with `go install`, and Dex built from its module source
+# (its go.mod carries a replace directive, so `go install` cannot build it). Versions are pinned; binaries are cached
 # under $AIRLOCK_TESTBIN (default: $(go env GOPATH)/bin) so a second run does not rebuild.
 set -euo pipefail
 
@@ -11,6 +11,7 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 MC_VERSION=v0.0.0-20250313080218-cf909e1063a9
 DEX_VERSION=v0.0.0-20260303133905-11d2eeb52b42 # tag v2.45.1
 STATICCHECK_VERSION=v0.8.2
+FAKE_GCS_VERSION=v1.56.1
 
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
@@ -45,5 +46,9 @@ fi
 if ! stamp staticcheck "$STATICCHECK_VERSION"; then
   GOBIN="$BIN" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
   echo "$STATICCHECK_VERSION" >"$BIN/.staticcheck.version"
+fi
+if ! stamp fake-gcs-server "$FAKE_GCS_VERSION"; then
+  GOBIN="$BIN" go install "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION"
+  echo "$FAKE_GCS_VERSION" >"$BIN/.fake-gcs-server.version"
 fi
 echo "test peers ready in $BIN"
