@@ -362,6 +362,9 @@ func (c *Config) SetDefaults() {
 	if c.Forward.OtherHosts == "" {
 		c.Forward.OtherHosts = "refuse"
 	}
+	if c.Forward.Enabled && c.Forward.Listen == "" {
+		c.Forward.Listen = "127.0.0.1:8443"
+	}
 	if c.Log.Format == "" {
 		if c.Source == "" {
 			c.Log.Format = "text"

@@ -72,6 +72,9 @@ type server struct {
 	closers []func()
 	// brokerHooks replace the GCP and Azure brokers' base identity and transport (tests).
 	brokerHooks brokerHooks
+	// forward is forward-proxy mode on forwardLn, when forward_proxy.enabled.
+	forward   *proxy.Forward
+	forwardLn net.Listener
 }
 
 func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger, opts ...serverOption) (*server, error) {
@@ -196,6 +199,9 @@ func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 	if err := s.mountWeb(api, apiAuth, sessions, oidcProvider, workflow); err != nil {
 		return nil, err
 	}
+	if err := s.setupForward(ctx, storeKey, awsProxy, api); err != nil {
+		return nil, err
+	}
 	s.handler = proxy.Router(awsProxy, api)
 	ok = true
 	return s, nil
@@ -287,6 +293,7 @@ func (s *server) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	s.logger.Info("airlock serving", "listen", ln.Addr().String(), "public_url", s.cfg.PublicURL,
 		"config", orNone(s.cfg.Source), "targets", len(s.cfg.Targets), "policies", len(s.cfg.Policies))
+	stopForward := s.serveForward(errc)
 	select {
 	case err := <-errc:
 		return err
@@ -295,6 +302,7 @@ func (s *server) Serve(ctx context.Context, ln net.Listener) error {
 	s.logger.Info("shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	stopForward(shutdownCtx)
 	return hs.Shutdown(shutdownCtx)
 }
 
