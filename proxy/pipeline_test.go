@@ -54,6 +54,17 @@ func (a *recordingAuditor) Record(ctx context.Context, e *audit.Event) error {
 	return nil
 }
 
+// await is find for events written after the response (forward events): it waits for them.
+func (a *recordingAuditor) await(kind, action, decision string) *audit.Event {
+	for i := 0; i < 500; i++ {
+		if e := a.find(kind, action, decision); e != nil {
+			return e
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
+}
+
 func (a *recordingAuditor) find(kind, action, decision string) *audit.Event {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -248,7 +259,7 @@ func TestAllowedCallIsReSignedWithMintedCredentials(t *testing.T) {
 	if d := p.audit.find("decision", "s3:ListAllMyBuckets", "allow"); d == nil || d.Policy != "reads-flow" || d.Identity.Email != "alice@example.com" || d.Reason != "INC-7 cleanup" {
 		t.Errorf("decision event: %+v", d)
 	}
-	if f := p.audit.find("forward", "s3:ListAllMyBuckets", ""); f == nil || f.UpstreamStatus != 200 {
+	if f := p.audit.await("forward", "s3:ListAllMyBuckets", ""); f == nil || f.UpstreamStatus != 200 {
 		t.Errorf("forward event: %+v", f)
 	}
 }
@@ -412,7 +423,7 @@ func TestUpstreamUnreachableIsAReadableError(t *testing.T) {
 	if resp.StatusCode != 502 || !strings.Contains(body, "unreachable") {
 		t.Errorf("upstream down: %d %s", resp.StatusCode, body)
 	}
-	if f := p.audit.find("forward", "s3:ListAllMyBuckets", ""); f == nil || f.UpstreamStatus != 502 {
+	if f := p.audit.await("forward", "s3:ListAllMyBuckets", ""); f == nil || f.UpstreamStatus != 502 {
 		t.Errorf("forward event for an unreachable upstream: %+v", f)
 	}
 }
