@@ -176,6 +176,9 @@ func newRequestID() string {
 // GCP and Azure clients whose API endpoint is {public_url}/gcp/{host}/ or {public_url}/azure.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{id: newRequestID(), start: p.cfg.Now(), r: r, clientIP: clientIP(r)}
+	// Every answer names Airlock's request ID: it is the audit trail's request_id, so a user
+	// or an operator can find the call's decision from any response.
+	w.Header().Set("X-Airlock-Request-Id", c.id)
 	if IsBearerRequest(r) && !IsAWSRequest(r) {
 		c.cloud = bearerCloud(r)
 		if err := p.serveBearer(w, c); err != nil {

@@ -276,13 +276,19 @@ func (s *server) ListenAndServe(ctx context.Context) error {
 
 // Serve serves on ln until ctx ends.
 func (s *server) Serve(ctx context.Context, ln net.Listener) error {
+	// Long-lived requests (live pages, the audit stream, held calls) see their context end when
+	// shutdown begins, instead of holding it for the whole drain period.
+	baseCtx, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
 	hs := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// No write timeout: held calls wait and large objects stream for as long as they need.
-		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		ErrorLog:    slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context { return baseCtx },
 	}
+	hs.RegisterOnShutdown(cancelBase)
 	errc := make(chan error, 1)
 	go func() {
 		if s.cfg.TLS.CertFile != "" {
