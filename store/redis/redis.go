@@ -54,6 +54,8 @@ type Store struct {
 	prefix  string
 	cluster bool
 
+	heads sync.Map // stream head key -> *knownHead, Append's guess of the current head
+
 	mu     sync.Mutex
 	hub    *hub // created by the first Subscribe
 	closed bool
@@ -372,45 +374,105 @@ func (s *Store) Subscribe(ctx context.Context, channel string) (store.Subscripti
 	return sub, nil
 }
 
-// Append implements store.Store. The head key is WATCHed while fn runs; XADD and the new head
-// are written in one MULTI/EXEC, which fails (and is retried) if another replica appended in
-// between. So every entry is built on the head it follows, and the chain stays one line.
+// Append implements store.Store. It is one round trip in the usual case: a script appends the
+// entry and moves the head only if the head is still the one fn chained onto (the last head this
+// Store wrote or saw); if another writer moved it, the script returns the current head and fn
+// runs again on it. fn may therefore run several times.
 func (s *Store) Append(ctx context.Context, stream string, maxLen int64, fn func(head []byte) ([]byte, []byte, error)) (string, error) {
 	entriesKey, headKey := s.streamKeys(stream)
-	var id string
-	err := s.optimistic(ctx, headKey, func(tx *goredis.Tx) error {
-		head, err := getOrNil(ctx, tx, headKey)
-		if err != nil {
-			return err
+	head, known := s.lastHead(headKey)
+	if !known {
+		v, err := s.client.Get(ctx, headKey).Bytes()
+		switch {
+		case errors.Is(err, goredis.Nil):
+			head = nil
+		case err != nil:
+			return "", fail(ctx, "append", stream, err)
+		default:
+			head = v
 		}
-		entry, newHead, err := fn(head)
-		if err != nil {
-			return callbackError{err}
-		}
-		var xadd *goredis.StringCmd
-		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-			args := &goredis.XAddArgs{Stream: entriesKey, Values: []any{entryField, entry}}
-			if maxLen > 0 {
-				args.MaxLen, args.Approx = maxLen, true
-			}
-			xadd = p.XAdd(ctx, args)
-			if newHead == nil {
-				p.Del(ctx, headKey)
-			} else {
-				p.Set(ctx, headKey, newHead, 0)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		id = xadd.Val()
-		return nil
-	})
-	if err := s.txResult(ctx, "append", stream, err); err != nil {
-		return "", err
 	}
-	return id, nil
+	for range maxTxAttempts {
+		entry, newHead, err := fn(clone(head))
+		if err != nil {
+			return "", err
+		}
+		expectAbsent, deleteHead := "0", "0"
+		if head == nil {
+			expectAbsent = "1"
+		}
+		if newHead == nil {
+			deleteHead = "1"
+		}
+		res, err := appendScript.Run(ctx, s.client, []string{entriesKey, headKey},
+			head, entry, newHead, max(maxLen, 0), expectAbsent, deleteHead, entryField).Slice()
+		if err != nil {
+			s.forgetHead(headKey)
+			return "", fail(ctx, "append", stream, err)
+		}
+		if len(res) == 2 && res[0] == int64(1) {
+			s.rememberHead(headKey, newHead)
+			id, _ := res[1].(string)
+			return id, nil
+		}
+		if len(res) != 3 {
+			return "", fail(ctx, "append", stream, fmt.Errorf("unexpected script reply %v", res))
+		}
+		// Another writer moved the head: chain onto the current one.
+		if absent, _ := res[2].(int64); absent == 1 {
+			head = nil
+		} else {
+			h, _ := res[1].(string)
+			head = []byte(h)
+		}
+	}
+	s.forgetHead(headKey)
+	return "", store.ErrConflict
+}
+
+// appendScript is Append's compare-and-append. KEYS: entries, head. ARGV: expected head,
+// entry, new head, max length (0 = no trim), expected absent ("1"), delete head ("1"), field.
+// Replies {1, entry ID} when appended, else {0, current head, 1 if absent}.
+var appendScript = goredis.NewScript(`
+local head = redis.call('GET', KEYS[2])
+if head == false then
+  if ARGV[5] ~= '1' then return {0, '', 1} end
+elseif ARGV[5] == '1' or head ~= ARGV[1] then
+  return {0, head, 0}
+end
+local id
+if tonumber(ARGV[4]) > 0 then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', ARGV[7], ARGV[2])
+else
+  id = redis.call('XADD', KEYS[1], '*', ARGV[7], ARGV[2])
+end
+if ARGV[6] == '1' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[3]) end
+return {1, id}
+`)
+
+// lastHead is the head this Store last wrote or saw for a stream: Append's guess, checked by
+// the script, so a stale guess costs one more round trip and never a wrong chain.
+func (s *Store) lastHead(headKey string) ([]byte, bool) {
+	v, ok := s.heads.Load(headKey)
+	if !ok {
+		return nil, false
+	}
+	return v.(*knownHead).value, true
+}
+
+type knownHead struct{ value []byte }
+
+func (s *Store) rememberHead(headKey string, head []byte) {
+	s.heads.Store(headKey, &knownHead{value: clone(head)})
+}
+
+func (s *Store) forgetHead(headKey string) { s.heads.Delete(headKey) }
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte{}, b...)
 }
 
 // entryField is the stream field that holds an entry's value.
