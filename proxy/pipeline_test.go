@@ -158,6 +158,7 @@ type pipeline struct {
 	workflow *approval.Workflow
 	audit    *recordingAuditor
 	minter   *staticMinter
+	px       *Proxy
 }
 
 const pipelinePolicies = `
@@ -212,7 +213,7 @@ func newPipeline(t *testing.T, holdWait string) *pipeline {
 	srv := httptest.NewServer(px)
 	t.Cleanup(srv.Close)
 	cfg.PublicURL = srv.URL
-	return &pipeline{t: t, airlock: srv, upstream: up, issuer: issuer, workflow: wf, audit: aud, minter: minter}
+	return &pipeline{t: t, airlock: srv, upstream: up, issuer: issuer, workflow: wf, audit: aud, minter: minter, px: px}
 }
 
 var alice = authn.Identity{Subject: "alice", Email: "alice@example.com", Groups: []string{"engineers"}}

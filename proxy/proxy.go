@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -99,6 +101,7 @@ type Proxy struct {
 	cfg           Config
 	forward       *httputil.ReverseProxy
 	forwardBearer *httputil.ReverseProxy
+	base          atomic.Pointer[parsedBase] // see baseHost
 }
 
 // New builds the proxy.
@@ -114,12 +117,23 @@ func New(cfg Config) (*Proxy, error) {
 		ModifyResponse: p.observeResponse,
 		ErrorHandler:   p.upstreamError,
 		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		// Without a pool ReverseProxy allocates (and clears) a fresh 32 KiB copy buffer for
+		// every response.
+		BufferPool: copyBuffers{},
 	}
 	bearer := *p.forward
 	bearer.Rewrite = p.rewriteBearer
 	p.forwardBearer = &bearer
 	return p, nil
 }
+
+// copyBuffers lends ReverseProxy its response copy buffers.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
+func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
 
 func defaultTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
@@ -155,6 +169,10 @@ type call struct {
 	policy    string
 	creds     aws.Credentials
 	upstream  upstream
+	// awsHost is the catalog's allowlisted upstream host for the named operation (endpoint
+	// mode); awsHostOK is false when there is none.
+	awsHost   string
+	awsHostOK bool
 	status    int
 	// cloud is set for GCP and Azure calls (bearer tokens); "" is AWS.
 	cloud string

@@ -58,12 +58,19 @@ func (p *Proxy) name(c *call) {
 	var body []byte
 	if c.r.GetBody != nil && c.r.ContentLength >= 0 && c.r.ContentLength <= maxNamingBody {
 		if rc, err := c.r.GetBody(); err == nil {
-			body, _ = io.ReadAll(rc)
+			// Sized from ContentLength (the verifier sets it when it buffers the body), so
+			// the copy is one allocation rather than io.ReadAll's growing slices.
+			body = make([]byte, c.r.ContentLength)
+			n, _ := io.ReadFull(rc, body)
+			body = body[:n]
 			rc.Close()
 		}
 	}
-	c.action = awscat.Name(awscat.Request{
-		Method: c.r.Method, Host: c.r.Host, Path: c.r.URL.Path, RawQuery: c.r.URL.RawQuery,
+	// Route names the call and, in endpoint mode, finds the allowlisted host of the operation's
+	// own service (services sharing a signing name live on different hosts). The escaped path
+	// keeps a %2F inside a URI label from splitting it in two.
+	c.action, c.awsHost, c.awsHostOK = awscat.Route(awscat.Request{
+		Method: c.r.Method, Host: c.r.Host, Path: c.r.URL.EscapedPath(), RawQuery: c.r.URL.RawQuery,
 		Header: c.r.Header, Body: body, Service: c.sig.Service, Region: c.sig.Region,
 		BaseHost: p.namingBaseHost(c),
 	})
@@ -77,12 +84,22 @@ func (p *Proxy) name(c *call) {
 const maxNamingBody = 1 << 20
 
 func (p *Proxy) baseHost() string {
-	u, err := url.Parse(p.cfg.Settings.PublicURL)
-	if err != nil {
-		return ""
+	// Parsed once per public_url value rather than on every call (twice per call: naming and
+	// the S3 bucket); the setting is read each time, so a changed public_url is still seen.
+	raw := p.cfg.Settings.PublicURL
+	if b := p.base.Load(); b != nil && b.raw == raw {
+		return b.host
 	}
-	return u.Host
+	host := ""
+	if u, err := url.Parse(raw); err == nil {
+		host = u.Host
+	}
+	p.base.Store(&parsedBase{raw: raw, host: host})
+	return host
 }
+
+// parsedBase is public_url and the host parsed from it.
+type parsedBase struct{ raw, host string }
 
 func (p *Proxy) input(c *call) approval.Input {
 	return approval.Input{

@@ -74,19 +74,19 @@ func (p *Proxy) upstreamFor(c *call) (upstream, error) {
 		rel.scheme, rel.host = "https", fwdHost
 		return rel, nil
 	}
-	host, ok := awscat.Upstream(c.sig.Service, c.sig.Region)
-	if !ok {
+	if !c.awsHostOK {
 		return upstream{}, &cloudError{Status: http.StatusBadRequest, Code: "InvalidRequest",
-			Message: fmt.Sprintf("Airlock knows no AWS endpoint for service %q in region %q", c.sig.Service, c.sig.Region)}
+			Message: fmt.Sprintf("Airlock knows no AWS endpoint for %s (service %q, region %q)", c.action.IAMAction, c.sig.Service, c.sig.Region)}
 	}
-	rel.scheme, rel.host = "https", host
-	if bucket != "" {
-		// Virtual-hosted style, as AWS prefers; buckets with dots stay path-style because
-		// their names break the TLS wildcard certificate.
-		if strings.Contains(bucket, ".") {
-			return rel.prefixed("/" + bucket), nil
-		}
-		rel.host = bucket + "." + host
+	rel.scheme, rel.host = "https", c.awsHost
+	switch {
+	case bucket == "":
+	case strings.HasPrefix(c.awsHost, bucket+".") && strings.Contains(bucket, "."):
+		// Buckets with dots go path-style: their names break the TLS wildcard certificate.
+		rel.host = strings.TrimPrefix(c.awsHost, bucket+".")
+		rel = rel.prefixed("/" + bucket)
+	case !strings.HasPrefix(c.awsHost, bucket+"."):
+		rel = rel.prefixed("/" + bucket)
 	}
 	return rel, nil
 }
