@@ -153,7 +153,17 @@ func (p *Proxy) authenticateBearer(c *call) error {
 
 // nameBearer resolves where the call goes (from the allowlist and the target only) and names
 // it with the cloud's catalog.
+var methodOverrideHeaders = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
+
 func (p *Proxy) nameBearer(c *call) error {
+	// Google (and some Azure front ends) honour method-override headers: a POST named as one
+	// method could run as another. Airlock names what runs, so it refuses the override.
+	for _, h := range methodOverrideHeaders {
+		if c.r.Header.Get(h) != "" {
+			return &cloudError{Status: http.StatusBadRequest, Code: "InvalidRequest",
+				Message: h + " is not accepted through Airlock: send the real HTTP method"}
+		}
+	}
 	rel, err := bearerPath(c.r.URL)
 	if err != nil {
 		return err

@@ -591,3 +591,25 @@ type staticTokenSource string
 func (s staticTokenSource) Token() (*oauth2.Token, error) {
 	return &oauth2.Token{AccessToken: string(s), TokenType: "Bearer"}, nil
 }
+
+// TestMethodOverrideIsRefused: Google runs the overriding method, so a GET named as a list
+// could run as a delete. Airlock refuses the header rather than name the wrong call.
+func TestMethodOverrideIsRefused(t *testing.T) {
+	p := newBearerPipeline(t)
+	req, _ := http.NewRequest("POST", p.airlock.URL+"/gcp/compute.googleapis.com/compute/v1/projects/p1/zones/us-central1-a/instances", nil)
+	req.Header.Set("Authorization", "Bearer "+p.token("gcp", "gcp-dev"))
+	req.Header.Set("X-HTTP-Method-Override", "DELETE")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	g := decode[googleErr](t, string(body))
+	if resp.StatusCode != 400 || !strings.Contains(g.Error.Message, "X-HTTP-Method-Override") {
+		t.Errorf("override: %d %s", resp.StatusCode, body)
+	}
+	if p.gcp.hits.Load() != 0 || p.gcpMinter.calls.Load() != 0 {
+		t.Error("a method-override call reached the broker or the upstream")
+	}
+}
