@@ -17,8 +17,8 @@ func TestEndpointModeUpstreamIsTheOperationsAllowlistedHost(t *testing.T) {
 	target := &config.Target{Name: "real", Cloud: "aws", RoleARN: "arn:aws:iam::111122223333:role/x"}
 	tests := []struct {
 		name, method, host, path, service, region string
-		header                                     http.Header
-		wantHost, wantPath                         string
+		header                                    http.Header
+		wantHost, wantPath                        string
 	}{
 		{"s3 path-style", "GET", "airlock.example:8080", "/logs/a%2Fb.txt", "s3", "eu-west-1", nil, "s3.eu-west-1.amazonaws.com", "/logs/a%2Fb.txt"},
 		{"s3 virtual-hosted", "GET", "logs.127.0.0.1:8080", "/a.txt", "s3", "eu-west-1", nil, "logs.s3.eu-west-1.amazonaws.com", "/a.txt"},
