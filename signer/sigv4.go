@@ -108,7 +108,7 @@ func StripClientAuth(r *http.Request) {
 			}
 		}
 	}
-	if r.URL == nil || r.URL.RawQuery == "" {
+	if r.URL == nil || !mayHavePresignParams(r.URL.RawQuery) {
 		return
 	}
 	q := r.URL.Query()
@@ -124,4 +124,20 @@ func StripClientAuth(r *http.Request) {
 	if changed {
 		r.URL.RawQuery = q.Encode()
 	}
+}
+
+// mayHavePresignParams reports whether a raw query could name a presigned-URL parameter: every
+// one starts with X-Amz- (in any case), which a query can spell otherwise only with a
+// percent-escape. Most calls have none, and are spared parsing and re-encoding their query.
+func mayHavePresignParams(rawQuery string) bool {
+	if strings.IndexByte(rawQuery, '%') >= 0 {
+		return true
+	}
+	const prefix = "x-amz-"
+	for i := 0; i+len(prefix) <= len(rawQuery); i++ {
+		if strings.EqualFold(rawQuery[i:i+len(prefix)], prefix) {
+			return true
+		}
+	}
+	return false
 }
