@@ -48,7 +48,11 @@ func TestCAIsGeneratedOnceAndStoredWithItsKeySealed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Contains(stored, []byte("PRIVATE KEY")) || bytes.Contains(stored, der) || bytes.Contains(stored, ca.key.D.Bytes()) {
+	raw, err := ca.key.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(stored, []byte("PRIVATE KEY")) || bytes.Contains(stored, der) || bytes.Contains(stored, raw) {
 		t.Fatal("the store holds the CA private key in clear")
 	}
 
