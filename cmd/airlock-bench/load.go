@@ -260,3 +260,46 @@ func scopeOf(auth string) (service, region string) {
 	}
 	return parts[3], parts[2]
 }
+
+type soakSample struct {
+	at         time.Duration
+	calls      int64
+	rssKB      int64
+	heap       uint64
+	goroutines int
+}
+
+// runSoak drives the workload for d and samples memory ten times.
+func runSoak(c *signedClient, conc int, d time.Duration) []soakSample {
+	ctx := context.Background()
+	var stop atomic.Bool
+	var calls atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; !stop.Load(); i++ {
+				req, err := c.request(ctx, &workload[i%len(workload)], nil, 0, "")
+				if err != nil {
+					panic(err)
+				}
+				if status, _, err := c.do(req); err == nil && status < 300 {
+					calls.Add(1)
+				}
+			}
+		}(w)
+	}
+	var samples []soakSample
+	t0 := time.Now()
+	for i := 1; i <= 10; i++ {
+		time.Sleep(d / 10)
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		samples = append(samples, soakSample{at: time.Since(t0), calls: calls.Load(), rssKB: memKB("VmRSS"),
+			heap: ms.HeapInuse, goroutines: runtime.NumGoroutine()})
+	}
+	stop.Store(true)
+	wg.Wait()
+	return samples
+}

@@ -40,6 +40,7 @@ type options struct {
 	approveRate      float64
 	burst            int
 	skip             string
+	soak             time.Duration
 	profile          string
 }
 
@@ -56,6 +57,7 @@ func main() {
 	flag.Float64Var(&o.approveRate, "approve-rate", 500, "approvals per second when releasing held calls (0 = as fast as the approvers go)")
 	flag.IntVar(&o.burst, "burst", 1000, "concurrent calls of the cold-cache minting burst (0 = skip)")
 	flag.StringVar(&o.profile, "profile", "", "write pprof CPU and heap profiles of the Airlock (memory store) load pass to this directory")
+	flag.DurationVar(&o.soak, "soak", 0, "after the other phases, drive Airlock (memory store) this long and sample its memory (0 = skip)")
 	flag.StringVar(&o.skip, "skip", "", "comma-separated phases to skip: transfer,load,burst,held")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: airlock-bench [flags]\n\nMeasures Airlock against a direct call and a plain re-signing proxy, on loopback.\n\n")
@@ -226,6 +228,11 @@ func run(o options) error {
 		}
 	}
 
+	if o.soak > 0 {
+		logf("soak: airlock (memory store) for %s", o.soak)
+		printSoak(o, runSoak(modes[2].c, o.concurrency, o.soak))
+	}
+
 	if !o.skipped("burst") && o.burst > 0 {
 		var mrs []mintResult
 		logf("minting burst on a cold memory instance")
@@ -387,6 +394,18 @@ func printTransfers(ts []transferResult) {
 	}
 	fmt.Println()
 	fmt.Println("Peak RSS growth is VmHWM after the transfer minus VmRSS before it (VmHWM reset through /proc/self/clear_refs), for the whole process: client, proxy and upstream together.")
+	fmt.Println()
+}
+
+func printSoak(o options, samples []soakSample) {
+	fmt.Printf("### Soak: Airlock (memory store) under the control-plane workload for %s, concurrency %d\n\n", o.soak, o.concurrency)
+	fmt.Println("| elapsed | calls so far | process RSS MiB | Go heap in use MiB | goroutines |")
+	fmt.Println("|---:|---:|---:|---:|---:|")
+	for _, s := range samples {
+		fmt.Printf("| %s | %d | %.0f | %.0f | %d |\n", s.at.Round(time.Second), s.calls, float64(s.rssKB)/1024, float64(s.heap)/(1<<20), s.goroutines)
+	}
+	fmt.Println()
+	fmt.Println("The in-memory store keeps the newest 100,000 audit events (about 50,000 calls), so memory rises until the stream is full and must stay flat after that.")
 	fmt.Println()
 }
 
