@@ -486,9 +486,8 @@ func checkSignedHeaders(r *http.Request, in *sigv4Input) *Error {
 		if len(k) < 6 || !strings.EqualFold(k[:6], "x-amz-") {
 			continue
 		}
-		lk := strings.ToLower(k)
-		if !slices.Contains(in.signedHeaders, lk) {
-			unsigned = append(unsigned, lk)
+		if !slices.ContainsFunc(in.signedHeaders, func(s string) bool { return strings.EqualFold(s, k) }) {
+			unsigned = append(unsigned, strings.ToLower(k))
 		}
 	}
 	if len(unsigned) > 0 {
@@ -540,8 +539,15 @@ func (v *SigV4Verifier) verifySignature(r *http.Request, in *sigv4Input, query [
 		h.Write([]byte{'\n'})
 		h.Write([]byte(tail))
 		var sum [sha256.Size]byte
-		stringToSign := sigv4Algorithm + "\n" + in.amzDate + "\n" + scope + "\n" + hex.EncodeToString(h.Sum(sum[:0]))
-		if hmac.Equal(hmacSum(key, stringToSign), in.signature) {
+		var hexSum [2 * sha256.Size]byte
+		hex.Encode(hexSum[:], h.Sum(sum[:0]))
+		stringToSign := make([]byte, 0, len(sigv4Algorithm)+len(in.amzDate)+len(scope)+3+len(hexSum))
+		stringToSign = append(append(append(append(append(append(stringToSign,
+			sigv4Algorithm...), '\n'), in.amzDate...), '\n'), scope...), '\n')
+		stringToSign = append(stringToSign, hexSum[:]...)
+		mac := hmac.New(sha256.New, key)
+		mac.Write(stringToSign)
+		if hmac.Equal(mac.Sum(sum[:0]), in.signature) {
 			return nil
 		}
 	}

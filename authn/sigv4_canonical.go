@@ -3,6 +3,7 @@ package authn
 import (
 	"fmt"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strconv"
@@ -204,7 +205,7 @@ func writeCanonicalHeaders(b *strings.Builder, r *http.Request, names []string) 
 				values = r.TransferEncoding
 			}
 		default:
-			values = r.Header.Values(name)
+			values = r.Header[canonicalHeaderKey(name)]
 		}
 		for i, v := range values {
 			if i > 0 {
@@ -214,6 +215,24 @@ func writeCanonicalHeaders(b *strings.Builder, r *http.Request, names []string) 
 		}
 		b.WriteByte('\n')
 	}
+}
+
+// commonSignedHeaders are the canonical forms of the header names SDKs sign, so that the usual
+// lookups do not allocate a canonicalised name per header per call.
+var commonSignedHeaders = map[string]string{
+	"x-amz-date": "X-Amz-Date", "x-amz-content-sha256": "X-Amz-Content-Sha256",
+	"x-amz-security-token": "X-Amz-Security-Token", "x-amz-target": "X-Amz-Target",
+	"x-amz-user-agent": "X-Amz-User-Agent", "content-type": "Content-Type", "content-md5": "Content-Md5",
+	"amz-sdk-invocation-id": "Amz-Sdk-Invocation-Id", "amz-sdk-request": "Amz-Sdk-Request",
+	"x-amz-checksum-crc32": "X-Amz-Checksum-Crc32", "x-amz-sdk-checksum-algorithm": "X-Amz-Sdk-Checksum-Algorithm",
+	"x-amz-api-version": "X-Amz-Api-Version", "accept": "Accept", "user-agent": "User-Agent",
+}
+
+func canonicalHeaderKey(lower string) string {
+	if k, ok := commonSignedHeaders[lower]; ok {
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(lower)
 }
 
 // writeTrimmedValue trims the value and collapses runs of spaces into one.
