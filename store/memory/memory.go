@@ -280,6 +280,12 @@ type subscription struct {
 	channel string
 	ch      chan []byte
 	once    sync.Once
+	done    chan struct{}
+	wake    chan struct{} // capacity 1: "the queue has something"
+
+	qmu     sync.Mutex
+	queue   [][]byte
+	dropped uint64
 }
 
 func (sub *subscription) C() <-chan []byte { return sub.ch }
@@ -297,13 +303,57 @@ func (sub *subscription) closeLocked() {
 		if len(sub.s.subs[sub.channel]) == 0 {
 			delete(sub.s.subs, sub.channel)
 		}
-		close(sub.ch)
+		close(sub.done)
 	})
 }
 
-// subscriptionBuffer bounds what a slow subscriber may queue; beyond it messages are dropped
-// for that subscriber, as with Redis pub/sub (subscribers re-read state after a wake-up).
-const subscriptionBuffer = 256
+// maxQueued bounds what a subscriber that stopped reading may hold in memory. Up to it no
+// message is lost: Publish never blocks (it runs under the store's lock) and never drops a
+// wake-up that thousands of held calls may be waiting for, as a fixed channel buffer would.
+const maxQueued = 1 << 20
+
+func (sub *subscription) enqueue(msg []byte) {
+	sub.qmu.Lock()
+	if len(sub.queue) < maxQueued {
+		sub.queue = append(sub.queue, msg)
+	} else {
+		sub.dropped++
+	}
+	sub.qmu.Unlock()
+	select {
+	case sub.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pump moves queued messages to C in order until Close; it then closes C.
+func (sub *subscription) pump() {
+	defer close(sub.ch)
+	for {
+		select {
+		case <-sub.done:
+			return
+		case <-sub.wake:
+		}
+		for {
+			sub.qmu.Lock()
+			if len(sub.queue) == 0 {
+				sub.queue = nil // let a drained burst's backing array go
+				sub.qmu.Unlock()
+				break
+			}
+			msg := sub.queue[0]
+			sub.queue[0] = nil
+			sub.queue = sub.queue[1:]
+			sub.qmu.Unlock()
+			select {
+			case sub.ch <- msg:
+			case <-sub.done:
+				return
+			}
+		}
+	}
+}
 
 // Publish implements store.Store.
 func (s *Store) Publish(ctx context.Context, channel string, msg []byte) error {
@@ -313,10 +363,7 @@ func (s *Store) Publish(ctx context.Context, channel string, msg []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sub := range s.subs[channel] {
-		select {
-		case sub.ch <- cloneValue(msg):
-		default:
-		}
+		sub.enqueue(cloneValue(msg))
 	}
 	return nil
 }
@@ -331,7 +378,9 @@ func (s *Store) Subscribe(ctx context.Context, channel string) (store.Subscripti
 	if s.closed {
 		return nil, fmt.Errorf("store: closed")
 	}
-	sub := &subscription{s: s, channel: channel, ch: make(chan []byte, subscriptionBuffer)}
+	sub := &subscription{s: s, channel: channel, ch: make(chan []byte, 64),
+		done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	go sub.pump()
 	if s.subs[channel] == nil {
 		s.subs[channel] = map[*subscription]struct{}{}
 	}
