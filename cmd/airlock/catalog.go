@@ -43,18 +43,9 @@ func catalogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cloud := fs.String("cloud", "", "search only this cloud (aws, gcp, azure)")
 	limit := fs.Int("limit", 30, "most results per cloud")
 	asJSON := fs.Bool("json", false, "print JSON")
-	// Flags may come before or after the positional argument.
-	var positional []string
-	rest := args[1:]
-	for len(rest) > 0 {
-		if err := parseFlags(fs, rest); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		rest = fs.Args()[1:]
+	positional, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return err
 	}
 	if len(positional) != 1 {
 		fmt.Fprint(stderr, usageText)

@@ -145,24 +145,21 @@ func decideCmd(approve bool) func(ctx context.Context, args []string, stdout, st
 	}
 }
 
-// parseWithID accepts the request ID before or after the flags (approve ID --comment X, and
-// approve --comment X ID).
+// parseWithID accepts the request ID anywhere among the flags (approve ID --comment X,
+// approve --comment X ID, approve --server URL ID --comment X).
 func parseWithID(fs *flag.FlagSet, args []string) (string, error) {
-	var id string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		id, args = args[0], args[1:]
-	}
-	if err := parseFlags(fs, args); err != nil {
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
 		return "", err
 	}
-	switch {
-	case id == "" && fs.NArg() == 1:
-		id = fs.Arg(0)
-	case fs.NArg() > 0:
-		fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		return "", errUsage
+	switch len(positional) {
+	case 0:
+		return "", nil
+	case 1:
+		return positional[0], nil
 	}
-	return id, nil
+	fmt.Fprintf(fs.Output(), "unexpected arguments: %s\n", strings.Join(positional[1:], " "))
+	return "", errUsage
 }
 
 // decisionSummary says in one line what the decision did.

@@ -111,6 +111,12 @@ func TestRequestsCLI(t *testing.T) {
 		t.Fatalf("deny: %d %s %s", code, errOut, out)
 	}
 
+	// ... or between them, as the README's tour writes it.
+	_, errOut, code = runCLI(t, "approve", "--server", srv.URL, "abc123", "--comment", "cleanup")
+	if code != 0 || api.lastPath != "/api/v1/requests/abc123/approve" || api.lastBody != `{"comment":"cleanup"}` {
+		t.Fatalf("approve with the ID between flags: %d %s %s %s", code, errOut, api.lastPath, api.lastBody)
+	}
+
 	for _, c := range []struct {
 		args []string
 		want string
