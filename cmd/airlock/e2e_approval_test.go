@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"image/png"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +19,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/airlockhq/airlock/approval"
-	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/internal/testenv"
 )
 
@@ -38,14 +35,7 @@ oidc:
 redis:
   encryption_key_env: AIRLOCK_E2E_STORE_KEY
 targets:
-  - name: local
-    cloud: aws
-    role_arn: arn:aws:iam::000000000000:role/airlock-e2e
-    regions: [us-east-1]
-    endpoint: {{MINIO}}
-    sts_endpoint: {{MINIO}}
-    session_policy: false
-    base_credentials: {access_key_id_env: MINIO_ACCESS_KEY, secret_access_key_env: MINIO_SECRET_KEY}
+{{LOCAL_TARGET}}
 policies:
   - name: two-person-deletes
     actions: ["s3:DeleteObject*"]
@@ -74,62 +64,8 @@ audit:
 // startAirlockWithOIDC starts Airlock on ln (whose address Dex already knows as the callback).
 func startAirlockWithOIDC(t *testing.T, ln net.Listener, minio *testenv.MinIO, dex *testenv.Dex) *e2eEnv {
 	t.Helper()
-	e := &e2eEnv{t: t, url: "http://" + ln.Addr().String(), minio: minio,
-		auditFile: filepath.Join(t.TempDir(), "audit.jsonl"), logs: &bytes.Buffer{}}
 	t.Setenv("AIRLOCK_E2E_OIDC_SECRET", dex.ClientSecret)
-	t.Setenv("MINIO_ACCESS_KEY", minio.AccessKey)
-	t.Setenv("MINIO_SECRET_KEY", minio.SecretKey)
-	t.Setenv("AIRLOCK_E2E_STORE_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
-	t.Setenv("AIRLOCK_REDIS_URL", "")
-	t.Setenv("AIRLOCK_LISTEN", "")
-	y := strings.NewReplacer("{{MINIO}}", minio.URL, "{{AUDIT}}", e.auditFile, "{{LISTEN}}", ln.Addr().String(),
-		"{{PUBLIC}}", e.url, "{{ISSUER}}", dex.Issuer).Replace(e2eApprovalConfig)
-	cfg, err := config.Parse([]byte(y))
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	e.cfg = cfg
-	ctx, cancel := context.WithCancel(context.Background())
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := newServer(ctx, cfg, logger)
-	if err != nil {
-		t.Fatalf("newServer: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-		if t.Failed() {
-			t.Logf("--- airlock log:\n%s", e.logs.String())
-		}
-	})
-	testenv.WaitFor(t, "airlock", 10*time.Second, testenv.HTTPReady(e.url+"/healthz"))
-	return e
-}
-
-// dexIDToken logs user in with Dex's password grant, as a script would, and returns the ID
-// token that the CLI passes as AIRLOCK_TOKEN.
-func dexIDToken(t *testing.T, d *testenv.Dex, user string) string {
-	t.Helper()
-	form := url.Values{"grant_type": {"password"}, "username": {user}, "password": {"password"},
-		"scope": {"openid email profile groups"}}
-	req, _ := http.NewRequest("POST", d.Issuer+"/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(d.ClientID, d.ClientSecret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		IDToken string `json:"id_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.IDToken == "" {
-		t.Fatalf("password grant for %s: %d %v", user, resp.StatusCode, err)
-	}
-	return out.IDToken
+	return startAirlockWith(t, e2eApprovalConfig, e2eOptions{ln: ln, minio: minio, replace: []string{"{{ISSUER}}", dex.Issuer}})
 }
 
 // apiCall calls the requests API with a bearer token and returns status and body.
@@ -319,10 +255,10 @@ func TestE2EApprovalInBrowser(t *testing.T) {
 	}
 	dex := testenv.StartDex(t, "http://"+ln.Addr().String()+"/auth/callback")
 	e := startAirlockWithOIDC(t, ln, minio, dex)
-	alice := dexIDToken(t, dex, "alice@example.com")
-	bob := dexIDToken(t, dex, "bob@example.com")
-	carol := dexIDToken(t, dex, "carol@example.com")
-	dave := dexIDToken(t, dex, "dave@example.com")
+	alice := dex.IDToken(t, "alice@example.com")
+	bob := dex.IDToken(t, "bob@example.com")
+	carol := dex.IDToken(t, "carol@example.com")
+	dave := dex.IDToken(t, "dave@example.com")
 	e.token = alice // the aws CLI's credential_process runs as alice
 
 	bucket := fmt.Sprintf("e2e-approval-%d", time.Now().UnixNano()%1e6)

@@ -49,30 +49,64 @@ type e2eEnv struct {
 
 const e2eToken = "e2e-bootstrap-token-0123456789"
 
-// startAirlock starts Airlock with cfgYAML (placeholders {{MINIO}}, {{AUDIT}} filled in).
+// e2eOptions says how startAirlockWith starts Airlock.
+type e2eOptions struct {
+	ln       net.Listener   // nil: a fresh loopback port
+	minio    *testenv.MinIO // fills {{MINIO}} and {{LOCAL_TARGET}}
+	redisURL string         // "" = the in-memory store
+	replace  []string       // more placeholder/value pairs
+	server   []serverOption // hooks into newServer (test doubles for cloud identities)
+}
+
+// e2eLocalTarget is the AWS target every MinIO-backed test uses ({{LOCAL_TARGET}}).
+const e2eLocalTarget = `  - name: local
+    cloud: aws
+    role_arn: arn:aws:iam::000000000000:role/airlock-e2e
+    regions: [us-east-1]
+    endpoint: {{MINIO}}
+    sts_endpoint: {{MINIO}}
+    session_policy: false
+    base_credentials: {access_key_id_env: MINIO_ACCESS_KEY, secret_access_key_env: MINIO_SECRET_KEY}`
+
+// startAirlock starts Airlock in front of MinIO with cfgYAML.
 func startAirlock(t *testing.T, minio *testenv.MinIO, redisURL, cfgYAML string) *e2eEnv {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return startAirlockWith(t, cfgYAML, e2eOptions{minio: minio, redisURL: redisURL})
+}
+
+// startAirlockWith is how every end-to-end test starts Airlock: in-process, on a loopback port,
+// with cfgYAML's placeholders ({{LISTEN}}, {{PUBLIC}}, {{AUDIT}}, and those of o) filled in; it
+// stops with the test and prints Airlock's log when the test failed.
+func startAirlockWith(t *testing.T, cfgYAML string, o e2eOptions) *e2eEnv {
+	t.Helper()
+	ln := o.ln
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
-	e := &e2eEnv{t: t, url: "http://" + ln.Addr().String(), token: e2eToken, minio: minio,
+	e := &e2eEnv{t: t, url: "http://" + ln.Addr().String(), token: e2eToken, minio: o.minio,
 		auditFile: filepath.Join(t.TempDir(), "audit.jsonl"), logs: &bytes.Buffer{}}
 	t.Setenv("AIRLOCK_E2E_TOKEN", e2eToken)
-	t.Setenv("MINIO_ACCESS_KEY", minio.AccessKey)
-	t.Setenv("MINIO_SECRET_KEY", minio.SecretKey)
 	t.Setenv("AIRLOCK_E2E_STORE_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
-	t.Setenv("AIRLOCK_REDIS_URL", redisURL)
+	t.Setenv("AIRLOCK_REDIS_URL", o.redisURL)
 	t.Setenv("AIRLOCK_LISTEN", "")
-	y := strings.NewReplacer("{{MINIO}}", minio.URL, "{{AUDIT}}", e.auditFile, "{{LISTEN}}", ln.Addr().String()).Replace(cfgYAML)
-	cfg, err := config.Parse([]byte(y))
+	repl := []string{"{{LISTEN}}", ln.Addr().String(), "{{PUBLIC}}", e.url, "{{AUDIT}}", e.auditFile}
+	if o.minio != nil {
+		t.Setenv("MINIO_ACCESS_KEY", o.minio.AccessKey)
+		t.Setenv("MINIO_SECRET_KEY", o.minio.SecretKey)
+		cfgYAML = strings.ReplaceAll(cfgYAML, "{{LOCAL_TARGET}}", e2eLocalTarget)
+		repl = append(repl, "{{MINIO}}", o.minio.URL)
+	}
+	cfg, err := config.Parse([]byte(strings.NewReplacer(append(repl, o.replace...)...).Replace(cfgYAML)))
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
 	e.cfg = cfg
 	ctx, cancel := context.WithCancel(context.Background())
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := newServer(ctx, cfg, logger)
+	srv, err := newServer(ctx, cfg, logger, o.server...)
 	if err != nil {
 		t.Fatalf("newServer: %v", err)
 	}
@@ -109,14 +143,7 @@ dev:
 redis:
   encryption_key_env: AIRLOCK_E2E_STORE_KEY
 targets:
-  - name: local
-    cloud: aws
-    role_arn: arn:aws:iam::000000000000:role/airlock-e2e
-    regions: [us-east-1]
-    endpoint: {{MINIO}}
-    sts_endpoint: {{MINIO}}
-    session_policy: false
-    base_credentials: {access_key_id_env: MINIO_ACCESS_KEY, secret_access_key_env: MINIO_SECRET_KEY}
+{{LOCAL_TARGET}}
 policies:
   - name: no-bucket-deletes
     actions: ["s3:DeleteBucket"]

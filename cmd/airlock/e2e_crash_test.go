@@ -27,14 +27,7 @@ dev:
 credentials:
   signing_key_env: AIRLOCK_E2E_SIGNING_KEY
 targets:
-  - name: local
-    cloud: aws
-    role_arn: arn:aws:iam::000000000000:role/airlock-crash
-    regions: [us-east-1]
-    endpoint: {{MINIO}}
-    sts_endpoint: {{MINIO}}
-    session_policy: false
-    base_credentials: {access_key_id_env: MINIO_ACCESS_KEY, secret_access_key_env: MINIO_SECRET_KEY}
+{{LOCAL_TARGET}}
 policies:
   - name: reads-flow
     risk: [read]
@@ -60,7 +53,7 @@ func TestE2EKill9LosesNoAcknowledgedEvent(t *testing.T) {
 	port := testenv.FreePort(t)
 	listen := fmt.Sprintf("127.0.0.1:%d", port)
 	url := "http://" + listen
-	cfg := strings.NewReplacer("{{LISTEN}}", listen, "{{MINIO}}", minio.URL, "{{AUDIT}}", auditFile).Replace(crashConfig)
+	cfg := strings.NewReplacer("{{LISTEN}}", listen, "{{MINIO}}", minio.URL, "{{AUDIT}}", auditFile).Replace(strings.ReplaceAll(crashConfig, "{{LOCAL_TARGET}}", e2eLocalTarget))
 	cfgFile := filepath.Join(dir, "airlock.yaml")
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -1,18 +1,14 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -35,7 +31,6 @@ import (
 	"google.golang.org/api/storage/v1"
 
 	"github.com/airlockhq/airlock/audit"
-	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/internal/testenv"
 )
 
@@ -272,47 +267,16 @@ func startCloudAirlock(t *testing.T, cfgYAML string, extra map[string]string) *c
 	aad := fakeAzureAD(t, minted)
 	armSrv, armHits := fakeARM(t, minted)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &e2eEnv{t: t, url: "http://" + ln.Addr().String(), token: e2eToken,
-		auditFile: filepath.Join(t.TempDir(), "audit.jsonl"), logs: &bytes.Buffer{}}
-	t.Setenv("AIRLOCK_E2E_TOKEN", e2eToken)
 	t.Setenv("AIRLOCK_E2E_AZURE_SECRET", e2eAzureSecret)
-	t.Setenv("AIRLOCK_REDIS_URL", "")
-	t.Setenv("AIRLOCK_LISTEN", "")
-	repl := []string{"{{LISTEN}}", ln.Addr().String(), "{{AUDIT}}", e.auditFile, "{{IAM}}", iam.URL,
-		"{{GAPI}}", gapi.URL, "{{AAD}}", aad.URL, "{{ARM}}", armSrv.URL}
+	repl := []string{"{{IAM}}", iam.URL, "{{GAPI}}", gapi.URL, "{{AAD}}", aad.URL, "{{ARM}}", armSrv.URL}
 	for k, v := range extra {
 		repl = append(repl, k, v)
 	}
-	cfg, err := config.Parse([]byte(strings.NewReplacer(repl...).Replace(cfgYAML)))
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	e.cfg = cfg
-	ctx, cancel := context.WithCancel(context.Background())
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := newServer(ctx, cfg, logger, func(s *server) {
+	e := startAirlockWith(t, cfgYAML, e2eOptions{replace: repl, server: []serverOption{func(s *server) {
 		s.brokerHooks.gcpClientOptions = []option.ClientOption{
 			option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: e2eGCPBaseToken}))}
 		s.brokerHooks.azureHTTPClient = aad.Client()
-	})
-	if err != nil {
-		t.Fatalf("newServer: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		srv.Close()
-		if t.Failed() {
-			t.Logf("--- airlock log:\n%s", e.logs.String())
-		}
-	})
-	testenv.WaitFor(t, "airlock", 10*time.Second, testenv.HTTPReady(e.url+"/healthz"))
+	}}})
 	return &cloudEnv{e2eEnv: e, gapiHits: gapiHits, armHits: armHits}
 }
 

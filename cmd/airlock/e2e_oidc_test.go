@@ -17,14 +17,7 @@ oidc:
   client_id: airlock
   client_secret_env: AIRLOCK_E2E_OIDC_SECRET
 targets:
-  - name: local
-    cloud: aws
-    role_arn: arn:aws:iam::000000000000:role/airlock-e2e
-    regions: [us-east-1]
-    endpoint: {{MINIO}}
-    sts_endpoint: {{MINIO}}
-    session_policy: false
-    base_credentials: {access_key_id_env: MINIO_ACCESS_KEY, secret_access_key_env: MINIO_SECRET_KEY}
+{{LOCAL_TARGET}}
 policies:
   - name: engineers-read
     groups: [engineers]
