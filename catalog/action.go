@@ -93,16 +93,41 @@ func Unknown(cloud, service, region string) Action {
 
 // MatchPattern reports whether an IAM action name matches a pattern with `*` and `?` wildcards,
 // case-insensitively (AWS IAM matches action names case-insensitively).
+//
+// IAM action names and config patterns are ASCII: those are compared byte by byte with ASCII
+// case folding and nothing is allocated. Anything else is lower-cased with Unicode rules
+// first (some non-ASCII letters lower-case to ASCII ones, e.g. the Kelvin sign to k).
 func MatchPattern(pattern, action string) bool {
-	return wildcard(strings.ToLower(pattern), strings.ToLower(action))
+	if !isASCII(pattern) || !isASCII(action) {
+		return wildcard(strings.ToLower(pattern), strings.ToLower(action))
+	}
+	return wildcard(pattern, action)
 }
 
-// wildcard is a linear-time glob match with backtracking only on the last star.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerASCII lower-cases an ASCII letter and leaves every other byte as it is.
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + ('a' - 'A')
+	}
+	return c
+}
+
+// wildcard is a linear-time glob match with backtracking only on the last star, folding ASCII
+// case (a no-op on strings already lower-cased).
 func wildcard(p, s string) bool {
 	pi, si, star, mark := 0, 0, -1, 0
 	for si < len(s) {
 		switch {
-		case pi < len(p) && (p[pi] == '?' || p[pi] == s[si]):
+		case pi < len(p) && (p[pi] == '?' || lowerASCII(p[pi]) == lowerASCII(s[si])):
 			pi++
 			si++
 		case pi < len(p) && p[pi] == '*':
