@@ -121,6 +121,10 @@ var riskExceptions = []riskException{
 	{Azure, "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action", Privilege, "cluster credentials"},
 	{Azure, "Microsoft.Web/sites/config/list/action", Privilege, "returns app settings (connection strings, secrets)"},
 	{Azure, "Microsoft.Web/sites/publishxml/action", Privilege, "returns deployment credentials"},
+	{Azure, "Microsoft.KeyVault/locations/deletedVaults/purge/action", Destructive, "erases a soft-deleted vault for good: no recovery"},
+	{Azure, "Microsoft.KeyVault/vaults/secrets/purge/action", Destructive, "erases a soft-deleted secret for good"},
+	{Azure, "Microsoft.KeyVault/vaults/keys/purge/action", Destructive, "erases a soft-deleted key for good (data encrypted with it is lost)"},
+	{Azure, "Microsoft.Compute/virtualMachines/deallocate/action", Destructive, "stops the VM and releases its dynamic IP and temporary disk"},
 }
 
 type exceptionIndex struct {
