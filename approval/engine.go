@@ -143,10 +143,23 @@ type Decision struct {
 	Rule *Rule
 	// Risk is the effective tier (config overrides applied) the rules saw.
 	Risk catalog.Risk
-	// Why says which rule decided and which of its conditions matched, for people.
-	Why string
 	// Err is set when a condition failed to evaluate and the call was denied for it.
 	Err error
+
+	// in is the input Decide saw, kept so that Why can be written only when someone asks.
+	in Input
+}
+
+// Why says which rule decided and which of its conditions matched, for people. It is built on
+// each call (Decide does not format it, since the proxy never reads it).
+func (d Decision) Why() string {
+	switch {
+	case d.Rule == nil:
+		return "no policy matched (default deny)"
+	case d.Err != nil:
+		return fmt.Sprintf("%s: when: evaluation failed, denied (fail closed): %v", d.Rule.Path(), d.Err)
+	}
+	return fmt.Sprintf("%s decides %s: %s", d.Rule.Path(), d.Rule.Effect, d.Rule.explain(matched, &d.in, d.Risk, nil))
 }
 
 // PolicyName is the deciding rule's name, or "" for the default deny.
@@ -328,16 +341,12 @@ func (e *Engine) Decide(in Input) Decision {
 		st, err := r.match(&in, risk, &vars)
 		switch {
 		case err != nil:
-			return Decision{
-				Effect: Deny, Rule: r, Risk: risk, Err: err,
-				Why: fmt.Sprintf("%s: when: evaluation failed, denied (fail closed): %v", r.Path(), err),
-			}
+			return Decision{Effect: Deny, Rule: r, Risk: risk, Err: err, in: in}
 		case st == matched:
-			why := fmt.Sprintf("%s decides %s: %s", r.Path(), r.Effect, r.explain(st, &in, risk, nil))
-			return Decision{Effect: r.Effect, Rule: r, Risk: risk, Why: why}
+			return Decision{Effect: r.Effect, Rule: r, Risk: risk, in: in}
 		}
 	}
-	return Decision{Effect: Deny, Risk: risk, Why: "no policy matched (default deny)"}
+	return Decision{Effect: Deny, Risk: risk, in: in}
 }
 
 // Explain evaluates every rule against the input and says for each whether it matched and,

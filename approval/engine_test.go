@@ -222,7 +222,7 @@ func TestDecide(t *testing.T) {
 		in       Input
 		effect   Effect
 		rule     string // "" = default deny
-		why      string // substring of Decision.Why
+		why      string // substring of Decision.Why()
 		evalFail bool
 	}{
 		// The example from ARCHITECTURE.md.
@@ -407,19 +407,19 @@ func TestDecide(t *testing.T) {
 			}
 			d := e.Decide(tc.in)
 			if d.Effect != tc.effect {
-				t.Errorf("effect = %s, want %s (why: %s)", d.Effect, tc.effect, d.Why)
+				t.Errorf("effect = %s, want %s (why: %s)", d.Effect, tc.effect, d.Why())
 			}
 			if got := d.PolicyName(); got != tc.rule {
-				t.Errorf("rule = %q, want %q (why: %s)", got, tc.rule, d.Why)
+				t.Errorf("rule = %q, want %q (why: %s)", got, tc.rule, d.Why())
 			}
-			if !strings.Contains(d.Why, tc.why) {
-				t.Errorf("why = %q, want it to contain %q", d.Why, tc.why)
+			if !strings.Contains(d.Why(), tc.why) {
+				t.Errorf("why = %q, want it to contain %q", d.Why(), tc.why)
 			}
 			if (d.Err != nil) != tc.evalFail {
 				t.Errorf("err = %v, want failure %v", d.Err, tc.evalFail)
 			}
-			if tc.evalFail && !strings.Contains(d.Why, fmt.Sprintf("%q", tc.rule)) {
-				t.Errorf("why = %q does not name rule %q", d.Why, tc.rule)
+			if tc.evalFail && !strings.Contains(d.Why(), fmt.Sprintf("%q", tc.rule)) {
+				t.Errorf("why = %q does not name rule %q", d.Why(), tc.rule)
 			}
 		})
 	}
@@ -577,7 +577,7 @@ func BenchmarkDecide(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if d := e.Decide(in); d.Effect != Hold {
-				b.Fatal(d.Why)
+				b.Fatal(d.Why())
 			}
 		}
 	})

@@ -237,7 +237,7 @@ func printDecision(w io.Writer, engine *approval.Engine, in approval.Input, d ap
 	} else {
 		fmt.Fprintln(w, "rule:      (none: default deny)")
 	}
-	fmt.Fprintf(w, "why:       %s\n", d.Why)
+	fmt.Fprintf(w, "why:       %s\n", d.Why())
 	riskNote := ""
 	if d.Risk != in.Action.Risk {
 		riskNote = fmt.Sprintf(" (config override of %s)", in.Action.Risk)
