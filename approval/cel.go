@@ -86,18 +86,17 @@ func (c *condition) eval(vars map[string]any) (bool, error) {
 }
 
 // celVars builds the activation at most once per decision, and only if a rule gets as far
-// as its condition.
+// as its condition. It does not point at the input (get is given it), so that the input
+// Decide works on stays on its stack.
 type celVars struct {
-	in   *Input
 	risk catalog.Risk
 	vars map[string]any
 }
 
-func (v *celVars) get() map[string]any {
+func (v *celVars) get(in *Input) map[string]any {
 	if v.vars != nil {
 		return v.vars
 	}
-	in := v.in
 	groups := in.Identity.Groups
 	if groups == nil {
 		groups = []string{}

@@ -336,7 +336,7 @@ func (e *Engine) Decide(in Input) Decision {
 		in.Now = time.Now()
 	}
 	risk := e.Risk(in.Action)
-	vars := celVars{in: &in, risk: risk}
+	vars := celVars{risk: risk}
 	for _, r := range e.rules {
 		st, err := r.match(&in, risk, &vars)
 		switch {
@@ -356,7 +356,7 @@ func (e *Engine) Explain(in Input) []RuleTrace {
 		in.Now = time.Now()
 	}
 	risk := e.Risk(in.Action)
-	vars := celVars{in: &in, risk: risk}
+	vars := celVars{risk: risk}
 	out := make([]RuleTrace, 0, len(e.rules))
 	decided := false
 	for _, r := range e.rules {
@@ -405,7 +405,7 @@ func (r *Rule) match(in *Input, risk catalog.Risk, vars *celVars) (stage, error)
 		return noGroup, nil
 	}
 	if r.when != nil {
-		ok, err := r.when.eval(vars.get())
+		ok, err := r.when.eval(vars.get(in))
 		if err != nil {
 			return noWhen, err
 		}
