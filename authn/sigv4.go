@@ -146,7 +146,8 @@ type sigv4Input struct {
 	service       string
 	signedHeaders []string
 	signedList    string // as sent; it is part of the canonical request
-	signature     []byte
+	signature     []byte // sigBuf[:], once decoded
+	sigBuf        [sha256.Size]byte
 	amzDate       string
 	date          time.Time
 	expires       time.Duration // presigned only; 0 when absent
@@ -277,11 +278,13 @@ func parseSigV4(r *http.Request, query []queryParam) (*sigv4Input, *Error) {
 	if e := parseSignedHeaders(in); e != nil {
 		return nil, e
 	}
-	sig, err := hex.DecodeString(signature)
-	if err != nil || len(sig) != sha256.Size {
+	if len(signature) != 2*sha256.Size {
 		return nil, errIncomplete("The signature must be 64 hexadecimal characters")
 	}
-	in.signature = sig
+	if _, err := hex.Decode(in.sigBuf[:], []byte(signature)); err != nil {
+		return nil, errIncomplete("The signature must be 64 hexadecimal characters")
+	}
+	in.signature = in.sigBuf[:]
 	date, err := time.Parse(amzDateFormat, in.amzDate)
 	if err != nil || len(in.amzDate) != len(amzDateFormat) {
 		return nil, errIncomplete("X-Amz-Date must be in ISO 8601 basic format, e.g. 20150830T123600Z")
@@ -516,38 +519,47 @@ func (v *SigV4Verifier) verifySignature(r *http.Request, in *sigv4Input, query [
 		}
 	}
 
-	// Everything after the URI line is the same for every candidate.
-	var b strings.Builder
-	b.Grow(512)
-	b.WriteString(canonicalQuery(query, in.presigned))
-	b.WriteByte('\n')
-	writeCanonicalHeaders(&b, r, in.signedHeaders)
-	b.WriteByte('\n')
-	b.WriteString(in.signedList)
-	b.WriteByte('\n')
-	b.WriteString(payload)
-	tail := b.String()
+	// One buffer holds the canonical request (method, URI, then a tail that is the same for
+	// every candidate URI), followed by room for the string to sign and the HMAC.
+	const aws4Request = "/aws4_request"
+	stsLen := len(sigv4Algorithm) + len(in.amzDate) + len(in.scopeDate) + len(in.region) +
+		len(in.service) + len(aws4Request) + 5 + 2*sha256.Size
+	buf := make([]byte, 0, 1024+len(r.Method)+len(uris[0])+len(payload)+stsLen+sha256.Size)
+	buf = append(buf, r.Method...)
+	buf = append(buf, '\n')
+	buf = append(buf, uris[0]...)
+	buf = append(buf, '\n')
+	tailStart := len(buf)
+	buf = appendCanonicalQuery(buf, query, in.presigned)
+	buf = append(buf, '\n')
+	buf = appendCanonicalHeaders(buf, r, in.signedHeaders)
+	buf = append(buf, '\n')
+	buf = append(buf, in.signedList...)
+	buf = append(buf, '\n')
+	buf = append(buf, payload...)
 
 	key := v.signingKey(secret, in.scopeDate, in.region, in.service)
-	scope := in.scopeDate + "/" + in.region + "/" + in.service + "/aws4_request"
-	h := sha256.New()
-	for _, uri := range uris {
-		h.Reset()
-		h.Write([]byte(r.Method))
-		h.Write([]byte{'\n'})
-		h.Write([]byte(uri))
-		h.Write([]byte{'\n'})
-		h.Write([]byte(tail))
-		var sum [sha256.Size]byte
-		var hexSum [2 * sha256.Size]byte
-		hex.Encode(hexSum[:], h.Sum(sum[:0]))
-		stringToSign := make([]byte, 0, len(sigv4Algorithm)+len(in.amzDate)+len(scope)+3+len(hexSum))
+	for i, uri := range uris {
+		canonical := buf
+		if i > 0 {
+			tail := buf[tailStart:]
+			canonical = make([]byte, 0, len(r.Method)+len(uri)+2+len(tail)+stsLen+sha256.Size)
+			canonical = append(append(append(append(canonical, r.Method...), '\n'), uri...), '\n')
+			canonical = append(canonical, tail...)
+		}
+		sum := sha256.Sum256(canonical)
+		// The string to sign and the HMAC go after the canonical request, in the same array.
+		canonical = slices.Grow(canonical, stsLen+sha256.Size)
+		end := len(canonical)
+		stringToSign := canonical[end:end]
+		stringToSign = append(append(append(append(stringToSign, sigv4Algorithm...), '\n'), in.amzDate...), '\n')
 		stringToSign = append(append(append(append(append(append(stringToSign,
-			sigv4Algorithm...), '\n'), in.amzDate...), '\n'), scope...), '\n')
-		stringToSign = append(stringToSign, hexSum[:]...)
+			in.scopeDate...), '/'), in.region...), '/'), in.service...), aws4Request...)
+		stringToSign = append(stringToSign, '\n')
+		stringToSign = hex.AppendEncode(stringToSign, sum[:])
 		mac := hmac.New(sha256.New, key)
 		mac.Write(stringToSign)
-		if hmac.Equal(mac.Sum(sum[:0]), in.signature) {
+		if hmac.Equal(mac.Sum(stringToSign[len(stringToSign):]), in.signature) {
 			return nil
 		}
 	}

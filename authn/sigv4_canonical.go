@@ -151,11 +151,11 @@ func unescapeQuery(s string) string {
 	return s
 }
 
-// canonicalQuery encodes each name and value, then sorts (SigV4 sorts after encoding). A
+// appendCanonicalQuery encodes each name and value, then sorts (SigV4 sorts after encoding). A
 // presigned URL's own signature is left out.
-func canonicalQuery(query []queryParam, presigned bool) string {
+func appendCanonicalQuery(b []byte, query []queryParam, presigned bool) []byte {
 	if len(query) == 0 {
-		return ""
+		return b
 	}
 	enc := make([]queryParam, 0, len(query))
 	for _, p := range query {
@@ -170,24 +170,23 @@ func canonicalQuery(query []queryParam, presigned bool) string {
 		}
 		return strings.Compare(a.value, b.value)
 	})
-	var b strings.Builder
 	for i, p := range enc {
 		if i > 0 {
-			b.WriteByte('&')
+			b = append(b, '&')
 		}
-		b.WriteString(p.key)
-		b.WriteByte('=')
-		b.WriteString(p.value)
+		b = append(b, p.key...)
+		b = append(b, '=')
+		b = append(b, p.value...)
 	}
-	return b.String()
+	return b
 }
 
-// writeCanonicalHeaders writes "name:value\n" for each signed header. Go's server moves Host,
+// appendCanonicalHeaders appends "name:value\n" for each signed header. Go's server moves Host,
 // Content-Length and Transfer-Encoding out of r.Header, so those come from the request.
-func writeCanonicalHeaders(b *strings.Builder, r *http.Request, names []string) {
+func appendCanonicalHeaders(b []byte, r *http.Request, names []string) []byte {
 	for _, name := range names {
-		b.WriteString(name)
-		b.WriteByte(':')
+		b = append(b, name...)
+		b = append(b, ':')
 		var values []string
 		switch name {
 		case "host":
@@ -209,12 +208,13 @@ func writeCanonicalHeaders(b *strings.Builder, r *http.Request, names []string) 
 		}
 		for i, v := range values {
 			if i > 0 {
-				b.WriteByte(',')
+				b = append(b, ',')
 			}
-			writeTrimmedValue(b, v)
+			b = appendTrimmedValue(b, v)
 		}
-		b.WriteByte('\n')
+		b = append(b, '\n')
 	}
+	return b
 }
 
 // commonSignedHeaders are the canonical forms of the header names SDKs sign, so that the usual
@@ -235,19 +235,20 @@ func canonicalHeaderKey(lower string) string {
 	return textproto.CanonicalMIMEHeaderKey(lower)
 }
 
-// writeTrimmedValue trims the value and collapses runs of spaces into one.
-func writeTrimmedValue(b *strings.Builder, v string) {
+// appendTrimmedValue trims the value and collapses runs of spaces into one.
+func appendTrimmedValue(b []byte, v string) []byte {
 	v = strings.TrimSpace(v)
 	space := false
 	for i := 0; i < len(v); i++ {
 		if v[i] == ' ' {
 			if !space {
-				b.WriteByte(' ')
+				b = append(b, ' ')
 			}
 			space = true
 			continue
 		}
 		space = false
-		b.WriteByte(v[i])
+		b = append(b, v[i])
 	}
+	return b
 }
