@@ -251,6 +251,9 @@ func nameRest(c candidateSet, r Request, params url.Values) (*operation, string)
 		rq.header = http.Header{}
 	}
 	segs := splitPath(r.Path)
+	// segsSlash is segs with a trailing slash added, for the retry: built at most once per
+	// call and shared by the candidate services (matching only reads it).
+	var segsSlash []string
 	var best *operation
 	var bestSegs []string
 	bestScore := -1 << 30
@@ -259,14 +262,15 @@ func nameRest(c candidateSet, r Request, params url.Values) (*operation, string)
 		if root == nil {
 			continue
 		}
-		ss := segs
+		ss, slash := segs, &segsSlash
 		if c.bucket != "" && s.Model == "s3" {
+			slash = nil
 			ss = append([]string{url.PathEscape(c.bucket)}, segs...)
 			if len(segs) == 1 && segs[0] == "" {
 				ss = ss[:1] // "bucket.host/" is "/bucket"
 			}
 		}
-		op, score, used := matchWithSlashRetry(root, ss, rq)
+		op, score, used := matchWithSlashRetry(root, ss, rq, slash)
 		if op == nil {
 			continue
 		}
@@ -285,14 +289,20 @@ func nameRest(c candidateSet, r Request, params url.Values) (*operation, string)
 }
 
 // matchWithSlashRetry matches, then retries once with the trailing slash added or removed:
-// clients and templates disagree about it ("/2015-03-31/functions/").
-func matchWithSlashRetry(root *node, segs []string, rq *restRequest) (*operation, int, []string) {
+// clients and templates disagree about it ("/2015-03-31/functions/"). When slash is not nil it
+// caches segs with the slash added, for the next service trying the same segs.
+func matchWithSlashRetry(root *node, segs []string, rq *restRequest, slash *[]string) (*operation, int, []string) {
 	if op, score := root.match(segs, 0, rq); op != nil {
 		return op, score, segs
 	}
 	var alt []string
 	if n := len(segs); n > 0 && segs[n-1] == "" {
 		alt = segs[:n-1]
+	} else if slash != nil {
+		if *slash == nil {
+			*slash = append(segs[:len(segs):len(segs)], "")
+		}
+		alt = *slash
 	} else {
 		alt = append(append([]string(nil), segs...), "")
 	}
