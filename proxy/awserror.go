@@ -55,7 +55,7 @@ func guessAWSProtocol(r *http.Request, service, catalogProtocol string) awsProto
 	case service == "s3" || service == "route53" || service == "cloudfront":
 		return protoS3
 	case strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded"),
-		r.URL.Query().Get("Action") != "":
+		r.URL.RawQuery != "" && r.URL.Query().Get("Action") != "":
 		return protoXML
 	}
 	return protoREST

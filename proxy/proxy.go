@@ -150,7 +150,7 @@ func IsAWSRequest(r *http.Request) bool {
 	if a := r.Header.Get("Authorization"); len(a) >= 16 && a[:16] == "AWS4-HMAC-SHA256" {
 		return true
 	}
-	return r.URL.Query().Get("X-Amz-Algorithm") != ""
+	return r.URL.RawQuery != "" && r.URL.Query().Get("X-Amz-Algorithm") != ""
 }
 
 // call is one request's state as it moves through the stages.

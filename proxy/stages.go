@@ -318,7 +318,11 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.Host = c.upstream.host
 	out.URL.Path = c.upstream.path
 	out.URL.RawPath = c.upstream.rawPath
-	out.URL.RawQuery = stripPresign(pr.In.URL.Query()).Encode()
+	if pr.In.URL.RawQuery != "" { // parsing and encoding "" gives "", without the map
+		out.URL.RawQuery = stripPresign(pr.In.URL.Query()).Encode()
+	} else {
+		out.URL.RawQuery = ""
+	}
 	out.Header.Del("X-Forwarded-For")
 	if err := signer.SignAWS(out.Context(), out, c.creds, c.sig.Service, c.sig.Region, c.sig.PayloadHash, p.cfg.Now()); err != nil {
 		// Leave the request unsigned: the upstream refuses it rather than us forwarding a
