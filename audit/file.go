@@ -125,6 +125,11 @@ func (s *fileSink) setAsideTornTail() error {
 	return nil
 }
 
+// fits reports whether n bytes can be written at once without rotating first.
+func (s *fileSink) fits(n int) bool {
+	return s.f != nil && (s.size == 0 || s.size+int64(n) <= s.maxBytes)
+}
+
 // write appends one line (with its newline) whose event hash is hash.
 func (s *fileSink) write(line []byte, hash string) error {
 	if s.f == nil {

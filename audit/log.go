@@ -31,6 +31,11 @@ const (
 	defaultAsyncBuffer  = 8192
 	defaultCloseTimeout = 5 * time.Second
 	liveBuffer          = 256
+	// maxGroup bounds the events one group commit appends.
+	maxGroup = 256
+	// groupCommitTimeout bounds one group commit's store append. It does not follow a caller's
+	// context, since the batch holds other callers' events too.
+	groupCommitTimeout = 30 * time.Second
 )
 
 // ErrClosed is returned by Record after Close.
@@ -147,6 +152,20 @@ type Log struct {
 	file    *fileSink
 	seed    []byte // prev_hash when the store stream is empty: the file's last hash, or Genesis
 
+	// Group commit, when the store is a store.BatchAppender: Record queues its event; one of the
+	// waiting callers at a time (the leader) takes what is queued, appends it in one AppendBatch
+	// and writes the file, then hands leadership to the next queued caller.
+	batcher store.BatchAppender
+	qmu     sync.Mutex
+	queue   []*waiter // guarded by qmu
+	leading bool      // guarded by qmu: a leader is running; true whenever queue is not empty
+	group   []*waiter // the batch being chained, for groupFn (under mu)
+	lines   []byte    // the batch's sealed lines, each with its newline (under mu)
+	starts  []int     // where each line starts in lines (under mu)
+	entries [][]byte  // the lines without their newline, for AppendBatch (under mu)
+	prevBuf [hashHexLen]byte
+	groupFn func(head []byte) ([][]byte, []byte, error)
+
 	async     chan asyncItem
 	asyncDone chan struct{}
 	nonce     [8]byte // tells this Log's pub/sub messages from other replicas'
@@ -203,6 +222,10 @@ func NewLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 	}
 	_, _ = rand.Read(l.nonce[:])
 	l.chainFn = l.chain
+	l.groupFn = l.chainGroup
+	if ba, ok := cfg.Store.(store.BatchAppender); ok {
+		l.batcher = ba
+	}
 	l.bg, l.stopBG = context.WithCancel(context.WithoutCancel(ctx))
 	if cfg.File != "" {
 		f, err := openFileSink(cfg.File, cfg.FileMaxBytes, cfg.FileKeep, cfg.FileSync, cfg.Logger)
@@ -249,7 +272,22 @@ func (l *Log) Record(ctx context.Context, e *Event) error {
 	if e.Replica == "" {
 		e.Replica = l.cfg.Replica
 	}
+	var err error
+	if l.batcher != nil {
+		err = l.recordGrouped(ctx, e)
+	} else {
+		err = l.recordOne(ctx, e)
+	}
+	if err != nil {
+		return err
+	}
+	l.stats.recorded.Add(1)
+	l.metrics.recordSeconds.Observe(time.Since(start).Seconds())
+	return nil
+}
 
+// recordOne writes one event to the primary sinks with one store Append.
+func (l *Log) recordOne(ctx context.Context, e *Event) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -296,9 +334,6 @@ func (l *Log) Record(ctx context.Context, e *Event) error {
 		}
 	}
 	l.mu.Unlock()
-
-	l.stats.recorded.Add(1)
-	l.metrics.recordSeconds.Observe(time.Since(start).Seconds())
 	return nil
 }
 

@@ -66,3 +66,14 @@ type Subscription interface {
 	C() <-chan []byte
 	Close() error
 }
+
+// BatchAppender is implemented by stores that can append several entries to a stream in one
+// atomic step (it is optional: callers fall back to Append). AppendBatch reads the stream's
+// head, calls fn(head) to build the entries, in order, and the new head, appends them all and
+// stores the head, as one step across replicas: either every entry is appended or none is.
+// fn may be called more than once under contention and must not have side effects. An empty
+// batch appends nothing and leaves the head as it is. maxLen > 0 trims old entries. ids are the
+// new entries' IDs, in order.
+type BatchAppender interface {
+	AppendBatch(ctx context.Context, stream string, maxLen int64, fn func(head []byte) (entries [][]byte, newHead []byte, err error)) (ids []string, err error)
+}

@@ -45,7 +45,10 @@ type Store struct {
 	lastSweep time.Time
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.BatchAppender = (*Store)(nil)
+)
 
 // New returns an empty store. now may be nil (time.Now); tests pass a fake clock.
 func New(now func() time.Time) *Store {
@@ -415,6 +418,40 @@ func (s *Store) Append(ctx context.Context, name string, maxLen int64, fn func(h
 		st.entries = st.entries[drop:]
 	}
 	return st.last.String(), nil
+}
+
+// AppendBatch implements store.BatchAppender.
+func (s *Store) AppendBatch(ctx context.Context, name string, maxLen int64, fn func(head []byte) ([][]byte, []byte, error)) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	entries, head, err := fn(clone(st.headOrNil()))
+	if err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	if st == nil {
+		st = &stream{}
+		s.streams[name] = st
+	}
+	ids := make([]string, len(entries))
+	for i, entry := range entries {
+		st.last = st.last.next(s.now())
+		st.entries = append(st.entries, streamEntry{id: st.last, value: cloneValue(entry)})
+		ids[i] = st.last.String()
+	}
+	st.head = clone(head)
+	if maxLen > 0 && int64(len(st.entries)) > maxLen {
+		drop := len(st.entries) - int(maxLen)
+		clear(st.entries[:drop])
+		st.entries = st.entries[drop:]
+	}
+	return ids, nil
 }
 
 func (st *stream) headOrNil() []byte {

@@ -61,7 +61,10 @@ type Store struct {
 	closed bool
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.BatchAppender = (*Store)(nil)
+)
 
 // New connects to the Redis that cfg names and checks that it answers. The error names the
 // host, never the password.
@@ -448,6 +451,94 @@ else
 end
 if ARGV[6] == '1' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[3]) end
 return {1, id}
+`)
+
+// AppendBatch implements store.BatchAppender like Append: one script call appends every entry
+// (one XADD each) and moves the head once, only if the head is still the one fn chained onto.
+func (s *Store) AppendBatch(ctx context.Context, stream string, maxLen int64, fn func(head []byte) ([][]byte, []byte, error)) ([]string, error) {
+	entriesKey, headKey := s.streamKeys(stream)
+	head, known := s.lastHead(headKey)
+	if !known {
+		v, err := s.client.Get(ctx, headKey).Bytes()
+		switch {
+		case errors.Is(err, goredis.Nil):
+			head = nil
+		case err != nil:
+			return nil, fail(ctx, "append", stream, err)
+		default:
+			head = v
+		}
+	}
+	var args []any
+	for range maxTxAttempts {
+		entries, newHead, err := fn(clone(head))
+		if err != nil {
+			return nil, err
+		}
+		if len(entries) == 0 {
+			return nil, nil
+		}
+		expectAbsent, deleteHead := "0", "0"
+		if head == nil {
+			expectAbsent = "1"
+		}
+		if newHead == nil {
+			deleteHead = "1"
+		}
+		args = append(args[:0], head, newHead, max(maxLen, 0), expectAbsent, deleteHead, entryField)
+		for _, e := range entries {
+			args = append(args, e)
+		}
+		res, err := appendBatchScript.Run(ctx, s.client, []string{entriesKey, headKey}, args...).Slice()
+		if err != nil {
+			s.forgetHead(headKey)
+			return nil, fail(ctx, "append", stream, err)
+		}
+		if len(res) == 1+len(entries) && res[0] == int64(1) {
+			s.rememberHead(headKey, newHead)
+			ids := make([]string, len(entries))
+			for i := range ids {
+				ids[i], _ = res[1+i].(string)
+			}
+			return ids, nil
+		}
+		if len(res) != 3 || res[0] != int64(0) {
+			s.forgetHead(headKey)
+			return nil, fail(ctx, "append", stream, fmt.Errorf("unexpected script reply %v", res))
+		}
+		// Another writer moved the head: chain onto the current one.
+		if absent, _ := res[2].(int64); absent == 1 {
+			head = nil
+		} else {
+			h, _ := res[1].(string)
+			head = []byte(h)
+		}
+	}
+	s.forgetHead(headKey)
+	return nil, store.ErrConflict
+}
+
+// appendBatchScript is AppendBatch's compare-and-append. KEYS: entries, head. ARGV: expected
+// head, new head, max length (0 = no trim), expected absent ("1"), delete head ("1"), field,
+// then the entries. Replies {1, ID...} when appended, else {0, current head, 1 if absent}.
+var appendBatchScript = goredis.NewScript(`
+local head = redis.call('GET', KEYS[2])
+if head == false then
+  if ARGV[4] ~= '1' then return {0, '', 1} end
+elseif ARGV[4] == '1' or head ~= ARGV[1] then
+  return {0, head, 0}
+end
+local reply = {1}
+local trim = tonumber(ARGV[3]) > 0
+for i = 7, #ARGV do
+  if trim then
+    reply[#reply + 1] = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', ARGV[6], ARGV[i])
+  else
+    reply[#reply + 1] = redis.call('XADD', KEYS[1], '*', ARGV[6], ARGV[i])
+  end
+end
+if ARGV[5] == '1' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[2]) end
+return reply
 `)
 
 // lastHead is the head this Store last wrote or saw for a stream: Append's guess, checked by

@@ -64,6 +64,10 @@ func Run(t *testing.T, newStore NewStore) {
 		{"PubSubStoreClose", testPubSubStoreClose},
 		{"AppendChainConcurrent", testAppendChainConcurrent},
 		{"AppendFnError", testAppendFnError},
+		{"AppendBatchChainConcurrent", testAppendBatchChainConcurrent},
+		{"AppendBatchFnErrorAndEmpty", testAppendBatchFnErrorAndEmpty},
+		{"AppendBatchMaxLen", testAppendBatchMaxLen},
+		{"AppendBatchContextDone", testAppendBatchContextDone},
 		{"RangePaging", testRangePaging},
 		{"RangeEmptyAndBadID", testRangeEmptyAndBadID},
 		{"MaxLenTrimming", testMaxLenTrimming},
@@ -92,6 +96,7 @@ func RunReplicas(t *testing.T, newReplicas NewReplicas) {
 	}{
 		{"PublishCrossesReplicas", testReplicasPublish},
 		{"AppendChainAcrossReplicas", testReplicasAppend},
+		{"AppendBatchChainAcrossReplicas", testReplicasAppendBatch},
 		{"UpdateAcrossReplicas", testReplicasUpdate},
 		{"SetNXAcrossReplicas", testReplicasSetNX},
 	}
@@ -1011,5 +1016,232 @@ func testReplicasSetNX(t *testing.T, a, b store.Store) {
 	}
 	if !bytes.Equal(mustGet(t, a, "leader"), mustGet(t, b, "leader")) {
 		t.Fatal("replicas disagree on the winner")
+	}
+}
+
+// batchAppender returns s as a store.BatchAppender, skipping the test when s is not one (the
+// interface is optional).
+func batchAppender(t *testing.T, s store.Store) store.BatchAppender {
+	t.Helper()
+	ba, ok := s.(store.BatchAppender)
+	if !ok {
+		t.Skip("the store does not implement store.BatchAppender")
+	}
+	return ba
+}
+
+// appendChainedBatch appends n entries by writer on top of the current head in one batch, each
+// chained onto the one before it, as the audit log's group commit does.
+func appendChainedBatch(ctx context.Context, ba store.BatchAppender, stream string, maxLen int64, writer string, n int) ([]string, error) {
+	return ba.AppendBatch(ctx, stream, maxLen, func(head []byte) ([][]byte, []byte, error) {
+		entries := make([][]byte, 0, n)
+		for i := range n {
+			entry, err := json.Marshal(chainEntry{Prev: string(head), Writer: fmt.Sprintf("%s/%d", writer, i)})
+			if err != nil {
+				return nil, nil, err
+			}
+			entries = append(entries, entry)
+			head = link(head, entry)
+		}
+		return entries, head, nil
+	})
+}
+
+func testAppendBatchChainConcurrent(t *testing.T, s store.Store, _ func(time.Duration)) {
+	ba := batchAppender(t, s)
+	ctx := testContext(t)
+	// Batches of 1 to 5 entries and single Appends, concurrently: one linear chain, every
+	// batch contiguous and in order, every returned ID on the stream.
+	const writers = 16
+	var mu sync.Mutex
+	var ids []string
+	sizes := map[string]int{}
+	parallel(t, writers, func(i int) error {
+		writer := strconv.Itoa(i)
+		if i%4 == 3 {
+			id, err := appendChained(ctx, s, "audit", 0, writer)
+			if err != nil {
+				return fmt.Errorf("append #%d: %w", i, err)
+			}
+			mu.Lock()
+			ids = append(ids, id)
+			mu.Unlock()
+			return nil
+		}
+		n := 1 + i%5
+		got, err := appendChainedBatch(ctx, ba, "audit", 0, writer, n)
+		if err != nil {
+			return fmt.Errorf("batch #%d: %w", i, err)
+		}
+		if len(got) != n {
+			return fmt.Errorf("batch #%d of %d entries returned %d IDs", i, n, len(got))
+		}
+		mu.Lock()
+		ids = append(ids, got...)
+		sizes[writer] = n
+		mu.Unlock()
+		return nil
+	})
+	entries := checkChain(t, s, "audit", 7)
+	if len(entries) != len(ids) {
+		t.Fatalf("%d entries in the stream, want %d", len(entries), len(ids))
+	}
+	var got []string
+	for k := 0; k < len(entries); {
+		var ce chainEntry
+		_ = json.Unmarshal(entries[k].Value, &ce)
+		writer, idx, batched := strings.Cut(ce.Writer, "/")
+		if !batched {
+			got = append(got, entries[k].ID)
+			k++
+			continue
+		}
+		if idx != "0" {
+			t.Fatalf("entry %d is %s: a batch does not start at its first entry", k, ce.Writer)
+		}
+		n := sizes[writer]
+		for j := range n {
+			if k+j >= len(entries) {
+				t.Fatalf("batch %s is cut short", writer)
+			}
+			_ = json.Unmarshal(entries[k+j].Value, &ce)
+			if want := fmt.Sprintf("%s/%d", writer, j); ce.Writer != want {
+				t.Fatalf("entry %d is %s, want %s: a batch was split or reordered", k+j, ce.Writer, want)
+			}
+			got = append(got, entries[k+j].ID)
+		}
+		k += n
+	}
+	slices.Sort(ids)
+	slices.Sort(got)
+	if !slices.Equal(ids, got) {
+		t.Fatalf("IDs returned by AppendBatch and Append %v differ from the stream's %v", ids, got)
+	}
+}
+
+func testAppendBatchFnErrorAndEmpty(t *testing.T, s store.Store, _ func(time.Duration)) {
+	ba := batchAppender(t, s)
+	ctx := testContext(t)
+	if _, err := appendChainedBatch(ctx, ba, "audit", 0, "first", 3); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Head(ctx, "audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	errRefused := errors.New("refused")
+	_, err = ba.AppendBatch(ctx, "audit", 0, func([]byte) ([][]byte, []byte, error) {
+		return [][]byte{[]byte("a"), []byte("b")}, []byte("head"), errRefused
+	})
+	if !errors.Is(err, errRefused) {
+		t.Fatalf("AppendBatch returned %v, want fn's error", err)
+	}
+	ids, err := ba.AppendBatch(ctx, "audit", 0, func([]byte) ([][]byte, []byte, error) {
+		return nil, []byte("head"), nil
+	})
+	if err != nil || len(ids) != 0 {
+		t.Fatalf("empty AppendBatch = %v, %v; want no IDs and no error", ids, err)
+	}
+	if entries := checkChain(t, s, "audit", 10); len(entries) != 3 {
+		t.Fatalf("%d entries after a refused and an empty AppendBatch, want 3", len(entries))
+	}
+	if after, _ := s.Head(ctx, "audit"); !bytes.Equal(after, before) {
+		t.Fatal("a refused or empty AppendBatch changed the head")
+	}
+	// Binary and empty entries survive.
+	want := [][]byte{{0, 1, 2, 0xff}, {}, []byte("x")}
+	if _, err := ba.AppendBatch(ctx, "bin", 0, func([]byte) ([][]byte, []byte, error) {
+		return want, []byte("h"), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s.Range(ctx, "bin", "", 0)
+	if err != nil || len(entries) != len(want) {
+		t.Fatalf("Range = %d entries, %v; want %d", len(entries), err, len(want))
+	}
+	for i, e := range entries {
+		if !bytes.Equal(e.Value, want[i]) {
+			t.Fatalf("entry %d = %q, want %q", i, e.Value, want[i])
+		}
+	}
+}
+
+func testAppendBatchMaxLen(t *testing.T, s store.Store, _ func(time.Duration)) {
+	ba := batchAppender(t, s)
+	ctx := testContext(t)
+	const batches, size, maxLen = 25, 10, 20
+	var ids []string
+	for i := range batches {
+		got, err := appendChainedBatch(ctx, ba, "audit", maxLen, strconv.Itoa(i), size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, got...)
+	}
+	entries, err := s.Range(ctx, "audit", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) < maxLen || len(entries) >= batches*size {
+		t.Fatalf("%d entries after %d batched appends with maxLen %d, want at least %d and fewer than %d",
+			len(entries), batches*size, maxLen, maxLen, batches*size)
+	}
+	kept := ids[len(ids)-len(entries):]
+	for k, e := range entries {
+		if e.ID != kept[k] {
+			t.Fatalf("entry %d is %s, want %s: trimming must keep the newest entries in order", k, e.ID, kept[k])
+		}
+	}
+	var last chainEntry
+	if err := json.Unmarshal(entries[len(entries)-1].Value, &last); err != nil {
+		t.Fatal(err)
+	}
+	head, err := s.Head(ctx, "audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The last batch chained each entry onto the previous one; recompute from its first.
+	first := len(entries) - size
+	var fe chainEntry
+	if err := json.Unmarshal(entries[first].Value, &fe); err != nil {
+		t.Fatal(err)
+	}
+	want := []byte(fe.Prev)
+	for _, e := range entries[first:] {
+		want = link(want, e.Value)
+	}
+	if !bytes.Equal(head, want) {
+		t.Fatalf("Head = %.12q, want %.12q", head, want)
+	}
+}
+
+func testAppendBatchContextDone(t *testing.T, s store.Store, _ func(time.Duration)) {
+	ba := batchAppender(t, s)
+	canceled, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := ba.AppendBatch(canceled, "log", 0, func([]byte) ([][]byte, []byte, error) {
+		return [][]byte{[]byte("e1"), []byte("e2")}, []byte("h"), nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("AppendBatch with a canceled context returned %v, want %v", err, context.Canceled)
+	}
+	if entries, err := s.Range(testContext(t), "log", "", 0); err != nil || len(entries) != 0 {
+		t.Fatalf("Range = %d entries, %v; an AppendBatch with a done context was stored", len(entries), err)
+	}
+}
+
+func testReplicasAppendBatch(t *testing.T, a, b store.Store) {
+	baA, baB := batchAppender(t, a), batchAppender(t, b)
+	ctx := testContext(t)
+	const perReplica, size = 12, 4
+	replicas := []store.BatchAppender{baA, baB}
+	parallel(t, 2*perReplica, func(i int) error {
+		_, err := appendChainedBatch(ctx, replicas[i%2], "audit", 0, fmt.Sprintf("replica%d-%d", i%2, i), size)
+		return err
+	})
+	fromA := checkChain(t, a, "audit", 5)
+	fromB := checkChain(t, b, "audit", 100)
+	if len(fromA) != 2*perReplica*size || len(fromB) != len(fromA) {
+		t.Fatalf("replicas see %d and %d entries, want %d", len(fromA), len(fromB), 2*perReplica*size)
 	}
 }
