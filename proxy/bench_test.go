@@ -97,7 +97,7 @@ targets:
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { wf.Close() })
-	broker, err := signer.NewAWSBroker(signer.AWSBrokerConfig{Store: st, Key: bytes.Repeat([]byte{3}, 32), Logger: logger})
+	broker, err := signer.NewAWSBroker(signer.AWSBrokerConfig{BrokerConfig: signer.BrokerConfig{Store: st, Key: bytes.Repeat([]byte{3}, 32), Logger: logger}})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -34,32 +34,23 @@ const (
 	sharedSessionName = "airlock"
 )
 
-// AWSBrokerConfig configures an AWSBroker.
-type AWSBrokerConfig struct {
+// BrokerConfig is what every credential broker shares: the store and key of its encrypted
+// cache, the clock, and the timeout of each call to the cloud.
+type BrokerConfig struct {
 	Store store.Store
 	// Key is the 32-byte key that cached credentials are encrypted with.
 	Key    []byte
 	Logger *slog.Logger
 	Now    func() time.Time
-	// HTTPClient calls STS; nil uses the AWS SDK's default client.
-	HTTPClient *http.Client
 	// RefreshMargin: cached credentials are not handed out this close to expiry (default 2m).
 	RefreshMargin time.Duration
-	// CallTimeout bounds each STS call, credential chain lookup included (default 10s).
+	// CallTimeout bounds each call that mints, credential lookups included (default 10s).
 	CallTimeout time.Duration
-
-	// SharedSessions trades per-identity STS sessions for fewer mints. By default (false) every
-	// identity gets its own STS session, named after it (MintRequest.SessionName), and the cache
-	// key includes that name: CloudTrail then shows who acted, at the cost of one AssumeRole per
-	// (identity, target, policy). With SharedSessions the cache is keyed by (target, role,
-	// policy) only, identities share one session named "airlock", and who acted is recorded only
-	// in Airlock's own audit stream.
-	SharedSessions bool
 }
 
 // CheckAndSetDefaults refuses what is missing and fills the defaults.
-func (c *AWSBrokerConfig) CheckAndSetDefaults() error {
-	cc := CacheConfig{Store: c.Store, Key: c.Key, Logger: c.Logger, Now: c.Now, RefreshMargin: c.RefreshMargin}
+func (c *BrokerConfig) CheckAndSetDefaults() error {
+	cc := c.cacheConfig()
 	if err := cc.CheckAndSetDefaults(); err != nil {
 		return err
 	}
@@ -68,6 +59,37 @@ func (c *AWSBrokerConfig) CheckAndSetDefaults() error {
 		c.CallTimeout = DefaultCallTimeout
 	}
 	return nil
+}
+
+func (c *BrokerConfig) cacheConfig() CacheConfig {
+	return CacheConfig{Store: c.Store, Key: c.Key, Logger: c.Logger, Now: c.Now, RefreshMargin: c.RefreshMargin}
+}
+
+// newFlight checks c and returns the single-flight, encrypted cache a broker mints through.
+func (c *BrokerConfig) newFlight() (*flight, error) {
+	if err := c.CheckAndSetDefaults(); err != nil {
+		return nil, err
+	}
+	cache, err := NewCache(c.cacheConfig())
+	if err != nil {
+		return nil, err
+	}
+	return newFlight(cache), nil
+}
+
+// AWSBrokerConfig configures an AWSBroker.
+type AWSBrokerConfig struct {
+	BrokerConfig
+	// HTTPClient calls STS; nil uses the AWS SDK's default client.
+	HTTPClient *http.Client
+
+	// SharedSessions trades per-identity STS sessions for fewer mints. By default (false) every
+	// identity gets its own STS session, named after it (MintRequest.SessionName), and the cache
+	// key includes that name: CloudTrail then shows who acted, at the cost of one AssumeRole per
+	// (identity, target, policy). With SharedSessions the cache is keyed by (target, role,
+	// policy) only, identities share one session named "airlock", and who acted is recorded only
+	// in Airlock's own audit stream.
+	SharedSessions bool
 }
 
 // MintRequest says what the credentials are for.
@@ -103,14 +125,11 @@ func (b *AWSBroker) remember(key string, c aws.Credentials) {
 
 // NewAWSBroker returns a broker; cfg is checked and defaulted.
 func NewAWSBroker(cfg AWSBrokerConfig) (*AWSBroker, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
-		return nil, err
-	}
-	cache, err := NewCache(CacheConfig{Store: cfg.Store, Key: cfg.Key, Logger: cfg.Logger, Now: cfg.Now, RefreshMargin: cfg.RefreshMargin})
+	f, err := cfg.newFlight()
 	if err != nil {
 		return nil, err
 	}
-	return &AWSBroker{cfg: cfg, flight: newFlight(cache)}, nil
+	return &AWSBroker{cfg: cfg, flight: f}, nil
 }
 
 // Stats reports how many credentials this broker minted and how many requests it answered

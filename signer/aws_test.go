@@ -120,7 +120,7 @@ func awsTarget(stsURL string) *config.Target {
 
 func newTestAWSBroker(t testing.TB, st store.Store, key []byte, now func() time.Time, mod ...func(*AWSBrokerConfig)) *AWSBroker {
 	t.Helper()
-	cfg := AWSBrokerConfig{Store: st, Key: key, Now: now}
+	cfg := AWSBrokerConfig{BrokerConfig: BrokerConfig{Store: st, Key: key, Now: now}}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -132,13 +132,13 @@ func newTestAWSBroker(t testing.TB, st store.Store, key []byte, now func() time.
 }
 
 func TestAWSBrokerConfigChecks(t *testing.T) {
-	if _, err := NewAWSBroker(AWSBrokerConfig{Key: make([]byte, 32)}); err == nil {
+	if _, err := NewAWSBroker(AWSBrokerConfig{BrokerConfig: BrokerConfig{Key: make([]byte, 32)}}); err == nil {
 		t.Error("accepted a config without a store")
 	}
-	if _, err := NewAWSBroker(AWSBrokerConfig{Store: memory.New(nil)}); err == nil {
+	if _, err := NewAWSBroker(AWSBrokerConfig{BrokerConfig: BrokerConfig{Store: memory.New(nil)}}); err == nil {
 		t.Error("accepted a config without a key")
 	}
-	cfg := AWSBrokerConfig{Store: memory.New(nil), Key: make([]byte, 32)}
+	cfg := AWSBrokerConfig{BrokerConfig: BrokerConfig{Store: memory.New(nil), Key: make([]byte, 32)}}
 	if err := cfg.CheckAndSetDefaults(); err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"time"
 
@@ -15,7 +14,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
 	"github.com/airlockhq/airlock/config"
-	"github.com/airlockhq/airlock/store"
 )
 
 // ARMScope is the scope of Azure Resource Manager tokens.
@@ -30,29 +28,9 @@ const (
 
 // AzureBrokerConfig configures an AzureBroker.
 type AzureBrokerConfig struct {
-	Store store.Store
-	// Key is the 32-byte key that cached tokens are encrypted with.
-	Key    []byte
-	Logger *slog.Logger
-	Now    func() time.Time
+	BrokerConfig // CallTimeout covers authority discovery too
 	// HTTPClient calls Azure AD (or the managed identity endpoint); nil: azcore's default.
-	HTTPClient    *http.Client
-	RefreshMargin time.Duration
-	// CallTimeout bounds each token request, authority discovery included (default 10s).
-	CallTimeout time.Duration
-}
-
-// CheckAndSetDefaults refuses what is missing and fills the defaults.
-func (c *AzureBrokerConfig) CheckAndSetDefaults() error {
-	cc := CacheConfig{Store: c.Store, Key: c.Key, Logger: c.Logger, Now: c.Now, RefreshMargin: c.RefreshMargin}
-	if err := cc.CheckAndSetDefaults(); err != nil {
-		return err
-	}
-	c.Logger, c.Now, c.RefreshMargin = cc.Logger, cc.Now, cc.RefreshMargin
-	if c.CallTimeout == 0 {
-		c.CallTimeout = DefaultCallTimeout
-	}
-	return nil
+	HTTPClient *http.Client
 }
 
 // AzureBroker mints Azure Resource Manager tokens with the credential a target names and caches
@@ -64,14 +42,11 @@ type AzureBroker struct {
 
 // NewAzureBroker returns a broker; cfg is checked and defaulted.
 func NewAzureBroker(cfg AzureBrokerConfig) (*AzureBroker, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
-		return nil, err
-	}
-	cache, err := NewCache(CacheConfig{Store: cfg.Store, Key: cfg.Key, Logger: cfg.Logger, Now: cfg.Now, RefreshMargin: cfg.RefreshMargin})
+	f, err := cfg.newFlight()
 	if err != nil {
 		return nil, err
 	}
-	return &AzureBroker{cfg: cfg, flight: newFlight(cache)}, nil
+	return &AzureBroker{cfg: cfg, flight: f}, nil
 }
 
 // Stats reports tokens minted and requests answered without minting.

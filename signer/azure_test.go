@@ -129,7 +129,7 @@ func azureTarget(authority string) *config.Target {
 
 func newTestAzureBroker(t testing.TB, st *memory.Store, key []byte, client *http.Client) *AzureBroker {
 	t.Helper()
-	b, err := NewAzureBroker(AzureBrokerConfig{Store: st, Key: key, HTTPClient: client})
+	b, err := NewAzureBroker(AzureBrokerConfig{BrokerConfig: BrokerConfig{Store: st, Key: key}, HTTPClient: client})
 	if err != nil {
 		t.Fatal(err)
 	}

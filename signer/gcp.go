@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -17,7 +16,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/airlockhq/airlock/config"
-	"github.com/airlockhq/airlock/store"
 )
 
 // DefaultGCPLifetime is the token lifetime when the target sets none.
@@ -25,31 +23,11 @@ const DefaultGCPLifetime = 15 * time.Minute
 
 // GCPBrokerConfig configures a GCPBroker.
 type GCPBrokerConfig struct {
-	Store store.Store
-	// Key is the 32-byte key that cached tokens are encrypted with.
-	Key           []byte
-	Logger        *slog.Logger
-	Now           func() time.Time
-	RefreshMargin time.Duration
-	// CallTimeout bounds each generateAccessToken call (default 10s).
-	CallTimeout time.Duration
+	BrokerConfig // CallTimeout bounds each generateAccessToken call
 	// ClientOptions set the base identity that impersonates the targets' service accounts and
 	// its transport. None: Application Default Credentials, i.e. the proxy's own Google identity.
 	// Tests pass option.WithTokenSource with a static token.
 	ClientOptions []option.ClientOption
-}
-
-// CheckAndSetDefaults refuses what is missing and fills the defaults.
-func (c *GCPBrokerConfig) CheckAndSetDefaults() error {
-	cc := CacheConfig{Store: c.Store, Key: c.Key, Logger: c.Logger, Now: c.Now, RefreshMargin: c.RefreshMargin}
-	if err := cc.CheckAndSetDefaults(); err != nil {
-		return err
-	}
-	c.Logger, c.Now, c.RefreshMargin = cc.Logger, cc.Now, cc.RefreshMargin
-	if c.CallTimeout == 0 {
-		c.CallTimeout = DefaultCallTimeout
-	}
-	return nil
 }
 
 // GCPBroker mints access tokens for GCP targets by impersonating the target's service account
@@ -64,14 +42,11 @@ type GCPBroker struct {
 
 // NewGCPBroker returns a broker; cfg is checked and defaulted. Close releases its clients.
 func NewGCPBroker(cfg GCPBrokerConfig) (*GCPBroker, error) {
-	if err := cfg.CheckAndSetDefaults(); err != nil {
-		return nil, err
-	}
-	cache, err := NewCache(CacheConfig{Store: cfg.Store, Key: cfg.Key, Logger: cfg.Logger, Now: cfg.Now, RefreshMargin: cfg.RefreshMargin})
+	f, err := cfg.newFlight()
 	if err != nil {
 		return nil, err
 	}
-	return &GCPBroker{cfg: cfg, flight: newFlight(cache), clients: map[string]*credentials.IamCredentialsClient{}}, nil
+	return &GCPBroker{cfg: cfg, flight: f, clients: map[string]*credentials.IamCredentialsClient{}}, nil
 }
 
 // Stats reports tokens minted and requests answered without minting.

@@ -135,7 +135,7 @@ func gcpTarget(endpoint string) *config.Target {
 
 func newTestGCPBroker(t testing.TB, st *memory.Store, key []byte, now func() time.Time, token string) *GCPBroker {
 	t.Helper()
-	b, err := NewGCPBroker(GCPBrokerConfig{Store: st, Key: key, Now: now,
+	b, err := NewGCPBroker(GCPBrokerConfig{BrokerConfig: BrokerConfig{Store: st, Key: key, Now: now},
 		ClientOptions: []option.ClientOption{option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token}))}})
 	if err != nil {
 		t.Fatal(err)

@@ -182,7 +182,7 @@ func startAirlock(ctx context.Context, o airlockOptions) (*airlockInstance, erro
 	go func() { _ = a.workflow.Run(runCtx); close(done) }()
 	a.closers = append(a.closers, func() { stop(); <-done; _ = a.workflow.Close() })
 
-	a.broker, err = signer.NewAWSBroker(signer.AWSBrokerConfig{Store: a.store, Key: storeKey, Logger: logger})
+	a.broker, err = signer.NewAWSBroker(signer.AWSBrokerConfig{BrokerConfig: signer.BrokerConfig{Store: a.store, Key: storeKey, Logger: logger}})
 	if err != nil {
 		return nil, err
 	}

@@ -157,7 +157,7 @@ func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 	s.closers = append(s.closers, func() { stop(); <-janitorDone; _ = workflow.Close() })
 
 	// Credentials Airlock mints from the clouds.
-	awsBroker, err := signer.NewAWSBroker(signer.AWSBrokerConfig{Store: s.store, Key: storeKey, Logger: logger})
+	awsBroker, err := signer.NewAWSBroker(signer.AWSBrokerConfig{BrokerConfig: signer.BrokerConfig{Store: s.store, Key: storeKey, Logger: logger}})
 	if err != nil {
 		return nil, err
 	}
@@ -424,8 +424,7 @@ func (s *server) tokenBrokers(storeKey []byte) (gcp, azure tokenBroker, err erro
 	}
 	if hasGCP {
 		// The base identity is resolved on the first mint, so serve starts without it.
-		b, err := signer.NewGCPBroker(signer.GCPBrokerConfig{Store: s.store, Key: storeKey, Logger: s.logger,
-			ClientOptions: s.brokerHooks.gcpClientOptions})
+		b, err := signer.NewGCPBroker(signer.GCPBrokerConfig{BrokerConfig: signer.BrokerConfig{Store: s.store, Key: storeKey, Logger: s.logger}, ClientOptions: s.brokerHooks.gcpClientOptions})
 		if err != nil {
 			return nil, nil, fmt.Errorf("gcp broker: %w", err)
 		}
@@ -433,8 +432,7 @@ func (s *server) tokenBrokers(storeKey []byte) (gcp, azure tokenBroker, err erro
 		gcp = b
 	}
 	if hasAzure {
-		b, err := signer.NewAzureBroker(signer.AzureBrokerConfig{Store: s.store, Key: storeKey, Logger: s.logger,
-			HTTPClient: s.brokerHooks.azureHTTPClient})
+		b, err := signer.NewAzureBroker(signer.AzureBrokerConfig{BrokerConfig: signer.BrokerConfig{Store: s.store, Key: storeKey, Logger: s.logger}, HTTPClient: s.brokerHooks.azureHTTPClient})
 		if err != nil {
 			return nil, nil, fmt.Errorf("azure broker: %w", err)
 		}
