@@ -122,9 +122,9 @@ func (p *Proxy) decide(c *call) error {
 	}
 	switch d.Effect {
 	case approval.Allow:
-		return p.recordDecision(c, "allow", "", "")
+		return p.recordDecisionFor(c, "allow", "", "")
 	case approval.Deny:
-		if err := p.recordDecision(c, "deny", "", ""); err != nil {
+		if err := p.recordDecisionFor(c, "deny", "", ""); err != nil {
 			return err
 		}
 		msg := fmt.Sprintf("%s on %s is denied by Airlock policy %q", c.action.IAMAction, orAll(c.action.Resource), orDefault(c.policy))
@@ -140,7 +140,7 @@ func (p *Proxy) decide(c *call) error {
 	}
 	if ok {
 		c.approvers = g.Approvers
-		return p.recordDecision(c, "allow", "grant_used", "")
+		return p.recordDecisionFor(c, "allow", "grant_used", "")
 	}
 	req, err := p.cfg.Approvals.Hold(c.r.Context(), in, d)
 	if err != nil {
@@ -224,10 +224,6 @@ func (p *Proxy) unavailable(c *call, what string, err error) error {
 	p.cfg.Logger.Error("fail closed", "request_id", c.id, "stage", what, "err", err)
 	return &cloudError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Retryable: true,
 		Message: "Airlock cannot " + what + " right now, so the call was not forwarded (request ID " + c.id + ")"}
-}
-
-func (p *Proxy) recordDecision(c *call, decision, step, requestRef string) error {
-	return p.recordDecisionFor(c, decision, step, requestRef)
 }
 
 // recordDecisionFor writes the decision event; the call does not go on if it cannot be written.
