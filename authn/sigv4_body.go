@@ -91,6 +91,18 @@ type bufferedBody struct {
 
 func (bufferedBody) Close() error { return nil }
 
+// BufferedBody returns the body the verifier already read into memory (to check its hash), so
+// that later stages can look at it without reading or copying it again. ok is false when the
+// body streams (too large to buffer, or not read). The bytes are shared: read them, never
+// change them.
+func BufferedBody(r *http.Request) (data []byte, ok bool) {
+	if r.Body == http.NoBody {
+		return nil, true
+	}
+	b, ok := r.Body.(bufferedBody)
+	return b.data, ok
+}
+
 // bufferBody reads the whole body when it fits in MaxBufferedBody and puts it back as a
 // replayable body (r.ContentLength and r.GetBody set, so the proxy can forward and retry it).
 // When it does not fit it returns RequestEntityTooLarge, leaving r.Body as the bytes already

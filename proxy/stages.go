@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/airlockhq/airlock/approval"
 	"github.com/airlockhq/airlock/audit"
+	"github.com/airlockhq/airlock/authn"
 	"github.com/airlockhq/airlock/catalog"
 	"github.com/airlockhq/airlock/catalog/awscat"
 	"github.com/airlockhq/airlock/signer"
@@ -55,16 +55,11 @@ func regionAllowed(regions []string, service, region string) bool {
 
 // name turns the request into an Action with the catalog and applies the configured risk tiers.
 func (p *Proxy) name(c *call) {
-	var body []byte
-	if c.r.GetBody != nil && c.r.ContentLength >= 0 && c.r.ContentLength <= maxNamingBody {
-		if rc, err := c.r.GetBody(); err == nil {
-			// Sized from ContentLength (the verifier sets it when it buffers the body), so
-			// the copy is one allocation rather than io.ReadAll's growing slices.
-			body = make([]byte, c.r.ContentLength)
-			n, _ := io.ReadFull(rc, body)
-			body = body[:n]
-			rc.Close()
-		}
+	// The verifier buffered small bodies to check their hash; the namer reads those bytes in
+	// place. Streamed bodies are data, not control, and are not looked at.
+	body, _ := authn.BufferedBody(c.r)
+	if len(body) > maxNamingBody {
+		body = nil
 	}
 	// Route names the call and, in endpoint mode, finds the allowlisted host of the operation's
 	// own service (services sharing a signing name live on different hosts). The escaped path
