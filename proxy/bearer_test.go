@@ -21,7 +21,6 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/airlockhq/airlock/approval"
-	"github.com/airlockhq/airlock/audit"
 	"github.com/airlockhq/airlock/authn"
 	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/store/memory"
@@ -167,17 +166,6 @@ func newBearerPipeline(t *testing.T) *bearerPipeline {
 	return bp
 }
 
-// waitFind waits for an event: the forward event is written after the response has left.
-func (p *bearerPipeline) waitFind(kind, action, decision string) *audit.Event {
-	for range 200 {
-		if e := p.audit.find(kind, action, decision); e != nil {
-			return e
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return nil
-}
-
 func (p *bearerPipeline) token(cloud, target string) string {
 	p.t.Helper()
 	tok, _, err := p.issuer.IssueBearer(alice, cloud, target, "INC-9 cleanup")
@@ -244,7 +232,7 @@ func TestGCPCallIsForwardedWithTheMintedToken(t *testing.T) {
 	if d == nil || d.Cloud != "gcp" || d.Target != "gcp-dev" || d.Identity.Email != "alice@example.com" || d.Reason != "INC-9 cleanup" || d.Policy != "reads-flow" {
 		t.Errorf("decision event: %+v", d)
 	}
-	if f := p.waitFind("forward", "compute.instances.list", ""); f == nil || f.UpstreamStatus != 200 || f.Cloud != "gcp" {
+	if f := p.audit.await("forward", "compute.instances.list", ""); f == nil || f.UpstreamStatus != 200 || f.Cloud != "gcp" {
 		t.Errorf("forward event: %+v", f)
 	}
 }
@@ -300,7 +288,7 @@ func TestGCPHeldCallThenApprovedRetry(t *testing.T) {
 	if d := p.audit.find("decision", "compute.instances.delete", "allow"); d == nil || len(d.Approvers) == 0 || d.Resource != "projects/p1/zones/z1/instances/vm-1" {
 		t.Errorf("allow-after-approval event: %+v", d)
 	}
-	if f := p.waitFind("forward", "compute.instances.delete", ""); f == nil || f.UpstreamStatus != 200 {
+	if f := p.audit.await("forward", "compute.instances.delete", ""); f == nil || f.UpstreamStatus != 200 {
 		t.Errorf("forward event: %+v", f)
 	}
 }
@@ -445,7 +433,7 @@ func TestAzureCallIsForwardedWithTheMintedToken(t *testing.T) {
 	if d == nil || d.Cloud != "azure" || d.Target != "az-dev" {
 		t.Errorf("decision event: %+v (events %+v)", d, p.audit.events)
 	}
-	if f := p.waitFind("forward", "Microsoft.Resources/subscriptions/resourceGroups/read", ""); f == nil || f.UpstreamStatus != 200 {
+	if f := p.audit.await("forward", "Microsoft.Resources/subscriptions/resourceGroups/read", ""); f == nil || f.UpstreamStatus != 200 {
 		t.Errorf("forward event: %+v", f)
 	}
 
@@ -515,7 +503,7 @@ func TestBearerUpstreamUnreachableAndMintFailure(t *testing.T) {
 	if ae := decode[armErr](t, body); resp.StatusCode != 502 || !strings.Contains(ae.Error.Message, "unreachable") {
 		t.Errorf("arm down: %d %s", resp.StatusCode, body)
 	}
-	if f := p.waitFind("forward", "compute.instances.list", ""); f == nil || f.UpstreamStatus != 502 {
+	if f := p.audit.await("forward", "compute.instances.list", ""); f == nil || f.UpstreamStatus != 502 {
 		t.Errorf("forward event for an unreachable upstream: %+v", f)
 	}
 }
