@@ -56,7 +56,7 @@ func main() {
 	flag.IntVar(&o.approvers, "approvers", 4, "concurrent approvers releasing the held calls")
 	flag.Float64Var(&o.approveRate, "approve-rate", 500, "approvals per second when releasing held calls (0 = as fast as the approvers go)")
 	flag.IntVar(&o.burst, "burst", 1000, "concurrent calls of the cold-cache minting burst (0 = skip)")
-	flag.StringVar(&o.profile, "profile", "", "write pprof CPU and heap profiles of the Airlock (memory store) load pass to this directory")
+	flag.StringVar(&o.profile, "profile", "", "write pprof CPU, heap, block and mutex profiles of the Airlock load passes to this directory (memory/ and redis/; the 64 MiB transfers under transfer/)")
 	flag.DurationVar(&o.soak, "soak", 0, "after the other phases, drive Airlock (memory store) this long and sample its memory (0 = skip)")
 	flag.StringVar(&o.skip, "skip", "", "comma-separated phases to skip: transfer,load,burst,held")
 	flag.Usage = func() {
@@ -213,8 +213,12 @@ func run(o options) error {
 			for i, m := range modes {
 				logf("load round %d/%d: %s for %s at concurrency %d", round+1, rounds, m.name, o.duration/time.Duration(rounds), o.concurrency)
 				stop := func() {}
-				if o.profile != "" && m.name == "airlock (memory store)" && round == 0 {
-					if stop, err = startProfiles(o.profile); err != nil {
+				if o.profile != "" && strings.HasPrefix(m.name, "airlock") && round == 0 {
+					sub := "memory"
+					if strings.Contains(m.name, "redis") {
+						sub = "redis"
+					}
+					if stop, err = startProfiles(filepath.Join(o.profile, sub)); err != nil {
 						return err
 					}
 				}
