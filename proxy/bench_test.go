@@ -158,6 +158,9 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(status int)      { w.status = status }
 
+// Flush is there because the server's writer has it; ReverseProxy calls it.
+func (w *discardWriter) Flush() {}
+
 // BenchmarkPipeline measures one allowed call end to end in process: verify, name, decide,
 // cached credentials, re-sign, forward (to an in-memory upstream) and two audit events written
 // to the file and the stream. The per-iteration request copy and body reset are included.

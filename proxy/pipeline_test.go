@@ -428,3 +428,39 @@ func TestUpstreamUnreachableIsAReadableError(t *testing.T) {
 		t.Errorf("forward event for an unreachable upstream: %+v", f)
 	}
 }
+
+func TestPresignedURLIsForwardedWithHeaderSignatureAndItsOwnQuery(t *testing.T) {
+	p := newPipeline(t, "1s")
+	creds, err := p.issuer.IssueAWS(alice, "dev", "INC-7 cleanup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", p.airlock.URL+"/bkt/report.csv?versionId=3&response-content-type=text%2Fplain", nil)
+	c := aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}
+	u, _, err := v4.NewSigner().PresignHTTP(context.Background(), c, req, "UNSIGNED-PAYLOAD", "s3", "us-east-1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(u) // a browser or curl: no signature headers, only the URL
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("presigned GetObject: %d %s", resp.StatusCode, body)
+	}
+	last := p.upstream.last.Load()
+	if last == nil {
+		t.Fatal("the upstream did not accept the re-signed call")
+	}
+	q := last.URL.Query()
+	if q.Get("versionId") != "3" || q.Get("response-content-type") != "text/plain" {
+		t.Errorf("the client's own parameters must reach the upstream: %q", last.URL.RawQuery)
+	}
+	for k := range q {
+		if strings.HasPrefix(strings.ToLower(k), "x-amz-") {
+			t.Errorf("presigned-URL parameter %s reached the upstream: %q", k, last.URL.RawQuery)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/airlockhq/airlock/approval"
 	"github.com/airlockhq/airlock/audit"
@@ -266,9 +265,8 @@ func (p *Proxy) mint(c *call) error {
 	if c.target.SessionPolicy == nil || *c.target.SessionPolicy {
 		m.Policy = signer.SessionPolicy(c.action.IAMAction, c.action.Resource)
 	}
-	ctx, cancel := context.WithTimeout(c.r.Context(), 30*time.Second)
-	defer cancel()
-	creds, err := p.cfg.AWS.Credentials(ctx, c.target, m)
+	// The broker bounds its own wait when it has to go past its in-process credentials.
+	creds, err := p.cfg.AWS.Credentials(c.r.Context(), c.target, m)
 	if err != nil {
 		p.cfg.Logger.Error("mint failed", "request_id", c.id, "target", c.target.Name, "err", err)
 		return &cloudError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Retryable: true,
@@ -309,11 +307,9 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.Host = c.upstream.host
 	out.URL.Path = c.upstream.path
 	out.URL.RawPath = c.upstream.rawPath
-	if pr.In.URL.RawQuery != "" { // parsing and encoding "" gives "", without the map
-		out.URL.RawQuery = stripPresign(pr.In.URL.Query()).Encode()
-	} else {
-		out.URL.RawQuery = ""
-	}
+	// The query goes on as the client signed it; SignAWS drops presigned-URL parameters, the
+	// client's signature, whatever their case.
+	out.URL.RawQuery = pr.In.URL.RawQuery
 	out.Header.Del("X-Forwarded-For")
 	if err := signer.SignAWS(out.Context(), out, c.creds, c.sig.Service, c.sig.Region, c.sig.PayloadHash, p.cfg.Now()); err != nil {
 		// Leave the request unsigned: the upstream refuses it rather than us forwarding a
@@ -337,15 +333,4 @@ func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 	name := map[string]string{"": "AWS", catalog.GCP: "Google API", catalog.Azure: "Azure Resource Manager"}[c.cloud]
 	writeCloudError(w, c, &cloudError{Status: http.StatusBadGateway, Code: "ServiceUnavailable", Retryable: true,
 		Message: fmt.Sprintf("the %s endpoint %s is unreachable from Airlock (request ID %s)", name, c.upstream.host, c.id)})
-}
-
-// presignParams are the client's query-string signature; the upstream gets a header signature.
-var presignParams = []string{"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires",
-	"X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token"}
-
-func stripPresign(q url.Values) url.Values {
-	for _, k := range presignParams {
-		q.Del(k)
-	}
-	return q
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -106,21 +105,47 @@ type AWSBroker struct {
 	cfg    AWSBrokerConfig
 	flight *flight
 	// opened keeps credentials this process has already read from the cache (or minted),
-	// decrypted and decoded, by cache key: a cache hit then costs no store round trip (Redis),
-	// no AES-GCM and no JSON. Entries obey the same refresh margin as the store's.
-	opened  sync.Map // cache key -> aws.Credentials
-	nOpened atomic.Int64
+	// decrypted and decoded, by what was asked for: a hit then costs no store round trip
+	// (Redis), no AES-GCM, no JSON and, because the key is the request itself rather than the
+	// hashed cache key, no allocation. Entries obey the same refresh margin as the store's.
+	openedMu sync.RWMutex
+	opened   map[openedKey]aws.Credentials
 }
+
+// openedKey is a MintRequest for one target, comparable so that looking it up allocates
+// nothing. It is finer than the store's cache key (the raw identity rather than the sanitised
+// session name), which can only cost an extra store read, never a wrong credential.
+type openedKey struct {
+	target, role, sts, identity, policy string
+}
+
+// mintWait bounds how long a caller waits for credentials that are not open in this process:
+// the store read, a mint by this replica or another one holding the mint lock, and STS.
+const mintWait = 30 * time.Second
 
 // maxOpened bounds opened; past it, it starts again empty.
 const maxOpened = 4096
 
-func (b *AWSBroker) remember(key string, c aws.Credentials) {
-	if b.nOpened.Add(1) > maxOpened {
-		b.opened.Clear()
-		b.nOpened.Store(1)
+func (b *AWSBroker) lookupOpened(k openedKey) (aws.Credentials, bool) {
+	b.openedMu.RLock()
+	c, ok := b.opened[k]
+	b.openedMu.RUnlock()
+	return c, ok
+}
+
+func (b *AWSBroker) remember(k openedKey, c aws.Credentials) {
+	b.openedMu.Lock()
+	if len(b.opened) >= maxOpened {
+		clear(b.opened)
 	}
-	b.opened.Store(key, c)
+	b.opened[k] = c
+	b.openedMu.Unlock()
+}
+
+func (b *AWSBroker) forget(k openedKey) {
+	b.openedMu.Lock()
+	delete(b.opened, k)
+	b.openedMu.Unlock()
 }
 
 // NewAWSBroker returns a broker; cfg is checked and defaulted.
@@ -129,7 +154,7 @@ func NewAWSBroker(cfg AWSBrokerConfig) (*AWSBroker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &AWSBroker{cfg: cfg, flight: f}, nil
+	return &AWSBroker{cfg: cfg, flight: f, opened: map[openedKey]aws.Credentials{}}, nil
 }
 
 // Stats reports how many credentials this broker minted and how many requests it answered
@@ -150,18 +175,25 @@ func (b *AWSBroker) Credentials(ctx context.Context, t *config.Target, m MintReq
 	if t == nil || t.Cloud != "aws" {
 		return aws.Credentials{}, errors.New("mint aws credentials: not an aws target")
 	}
+	ask := openedKey{target: t.Name, role: t.RoleARN, sts: t.STSEndpoint, identity: m.SessionName, policy: m.Policy}
+	if b.cfg.SharedSessions {
+		ask.identity = ""
+	}
+	if c, hit := b.lookupOpened(ask); hit {
+		if b.cfg.Now().Add(b.cfg.RefreshMargin).Before(c.Expires) {
+			b.flight.hits.Add(1)
+			return c, nil
+		}
+		b.forget(ask)
+	}
+	// Past here the store, and maybe STS, is asked: bound the whole wait.
+	ctx, cancel := context.WithTimeout(ctx, mintWait)
+	defer cancel()
 	session := sharedSessionName
 	if !b.cfg.SharedSessions {
 		session = SessionName(m.SessionName)
 	}
 	key := b.cacheKey(t, session, m.Policy)
-	if c, ok := b.opened.Load(key); ok {
-		if c := c.(aws.Credentials); b.cfg.Now().Add(b.cfg.RefreshMargin).Before(c.Expires) {
-			b.flight.hits.Add(1)
-			return c, nil
-		}
-		b.opened.Delete(key)
-	}
 	raw, err := b.flight.get(ctx, key, func(ctx context.Context) ([]byte, time.Time, error) {
 		c, err := b.assumeRole(ctx, t, session, m.Policy)
 		if err != nil {
@@ -179,7 +211,7 @@ func (b *AWSBroker) Credentials(ctx context.Context, t *config.Target, m MintReq
 	}
 	creds := aws.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
 		Source: "airlock", CanExpire: true, Expires: c.Expires}
-	b.remember(key, creds)
+	b.remember(ask, creds)
 	return creds, nil
 }
 
@@ -287,10 +319,41 @@ func SessionName(identity string) string {
 // SessionPolicy returns an IAM session policy that allows only iamAction, on resource when it is
 // an ARN and on "*" otherwise. The effective permissions are the intersection with the role's,
 // so this can only narrow them. The output is deterministic, so it is usable in cache keys.
+//
+// Calls repeat the same few actions and resources, so the documents are kept (up to
+// maxPolicies of them): a repeat costs a map lookup and no allocation.
 func SessionPolicy(iamAction, resource string) string {
 	if !strings.HasPrefix(resource, "arn:") {
 		resource = "*"
 	}
+	k := policyKey{iamAction, resource}
+	policies.RLock()
+	doc, ok := policies.m[k]
+	policies.RUnlock()
+	if ok {
+		return doc
+	}
+	doc = sessionPolicy(iamAction, resource)
+	policies.Lock()
+	if len(policies.m) >= maxPolicies {
+		clear(policies.m)
+	}
+	policies.m[k] = doc
+	policies.Unlock()
+	return doc
+}
+
+type policyKey struct{ action, resource string }
+
+// policies memoises SessionPolicy.
+var policies = struct {
+	sync.RWMutex
+	m map[policyKey]string
+}{m: map[policyKey]string{}}
+
+const maxPolicies = 4096
+
+func sessionPolicy(iamAction, resource string) string {
 	type statement struct {
 		Effect   string
 		Action   string

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/store"
 	"github.com/airlockhq/airlock/store/memory"
@@ -528,5 +530,59 @@ func BenchmarkAWSCredentialsCached(b *testing.B) {
 	}
 	if sts.calls.Load() != 1 {
 		b.Fatalf("STS calls = %d", sts.calls.Load())
+	}
+}
+
+func TestAWSCachedCredentialsAndRepeatPoliciesCostNoAllocation(t *testing.T) {
+	// The hot path of every allowed call: the session policy for the action and the
+	// credentials this process already holds. Allocation counts are deterministic.
+	awsEnv(t)
+	clock := newFakeClock()
+	sts := newFakeSTS(t, clock.Now)
+	b := newTestAWSBroker(t, memory.New(clock.Now), testKey(t), clock.Now)
+	target := awsTarget(sts.URL)
+	ctx := context.Background()
+	m := MintRequest{SessionName: "alice@example.com", Policy: SessionPolicy("s3:GetObject", "arn:aws:s3:::b/k")}
+	want, err := b.Credentials(ctx, target, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got aws.Credentials
+	allocs := testing.AllocsPerRun(200, func() {
+		m.Policy = SessionPolicy("s3:GetObject", "arn:aws:s3:::b/k")
+		got, err = b.Credentials(ctx, target, m)
+	})
+	if err != nil || got != want {
+		t.Fatalf("cached credentials: %+v, %v", got, err)
+	}
+	if allocs != 0 {
+		t.Errorf("a repeat call allocates %.0f times, want 0", allocs)
+	}
+	if sts.calls.Load() != 1 {
+		t.Errorf("STS calls = %d, want 1", sts.calls.Load())
+	}
+	// Another identity is another session: it is not served bob's credentials from memory.
+	other, err := b.Credentials(ctx, target, MintRequest{SessionName: "bob@example.com", Policy: m.Policy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other.AccessKeyID == want.AccessKeyID || sts.calls.Load() != 2 {
+		t.Errorf("bob got alice's credentials (calls=%d)", sts.calls.Load())
+	}
+}
+
+func TestSessionPolicyMemoIsBounded(t *testing.T) {
+	for i := range maxPolicies + 10 {
+		SessionPolicy("s3:GetObject", fmt.Sprintf("arn:aws:s3:::b/k%d", i))
+	}
+	policies.RLock()
+	n := len(policies.m)
+	policies.RUnlock()
+	if n > maxPolicies {
+		t.Errorf("memo holds %d documents, bound is %d", n, maxPolicies)
+	}
+	want := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/k7"}]}`
+	if got := SessionPolicy("s3:GetObject", "arn:aws:s3:::b/k7"); got != want {
+		t.Errorf("after the memo was cleared: %s", got)
 	}
 }
