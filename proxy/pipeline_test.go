@@ -84,6 +84,8 @@ type sigV4Upstream struct {
 	*httptest.Server
 	hits atomic.Int64
 	last atomic.Pointer[http.Request]
+	// answer, when set, writes the response of a call whose signature checked out.
+	answer atomic.Pointer[func(http.ResponseWriter, *http.Request)]
 }
 
 func newSigV4Upstream(t *testing.T) *sigV4Upstream {
@@ -97,6 +99,10 @@ func newSigV4Upstream(t *testing.T) *sigV4Upstream {
 			return
 		}
 		u.last.Store(r)
+		if answer := u.answer.Load(); answer != nil {
+			(*answer)(w, r)
+			return
+		}
 		w.Header().Set("Content-Type", "application/xml")
 		io.WriteString(w, "<ListAllMyBucketsResult><Buckets></Buckets></ListAllMyBucketsResult>")
 	}))
@@ -464,3 +470,57 @@ func TestPresignedURLIsForwardedWithHeaderSignatureAndItsOwnQuery(t *testing.T) 
 		}
 	}
 }
+
+func TestResponseOfUnknownLengthIsStreamedAsItArrives(t *testing.T) {
+	// The upstream sends the first part of a chunked answer and sends the rest only once the
+	// client has read that part: if Airlock held the first part back, the call would hang.
+	p := newPipeline(t, "1s")
+	clientHasFirst := make(chan struct{})
+	answer := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		io.WriteString(w, "first part;")
+		http.NewResponseController(w).Flush()
+		select {
+		case <-clientHasFirst:
+		case <-time.After(20 * time.Second):
+			return // the test fails on the client side
+		}
+		io.WriteString(w, "second part")
+	}
+	p.upstream.answer.Store(&answer)
+
+	creds, err := p.issuer.IssueAWS(alice, "dev", "INC-7 cleanup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("GET", p.airlock.URL+"/bkt/stream.bin", nil)
+	req.Header.Set("X-Amz-Content-Sha256", emptyPayloadHash)
+	c := aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}
+	if err := v4.NewSigner().SignHTTP(context.Background(), c, req, emptyPayloadHash, "s3", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, len("first part;"))
+	got := make(chan error, 1)
+	go func() { _, err := io.ReadFull(resp.Body, first); got <- err }()
+	select {
+	case err := <-got:
+		if err != nil || string(first) != "first part;" {
+			t.Fatalf("first part: %q, %v", first, err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the first part of a streamed answer did not reach the client before the rest was sent")
+	}
+	close(clientHasFirst)
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || string(rest) != "second part" {
+		t.Errorf("rest: %q, %v", rest, err)
+	}
+}
+
+// emptyPayloadHash is the SHA-256 of no bytes.
+var emptyPayloadHash = func() string { s := sha256.Sum256(nil); return hex.EncodeToString(s[:]) }()

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -113,7 +112,12 @@ func New(cfg Config) (*Proxy, error) {
 	p.forward = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      cfg.Transport,
-		FlushInterval:  -1, // stream: never hold a response chunk back
+		// 0: a response of unknown length (chunked, event streams) is still flushed after every
+		// write, as ReverseProxy always does for those; one of known length goes out as the
+		// server's 4 KiB write buffer fills and in full when the copy ends. A negative interval
+		// would also flush known-length responses after every write, and start a timer that
+		// fires at once on its own goroutine for every call: two writes and a wake-up per call.
+		FlushInterval:  0,
 		ModifyResponse: p.observeResponse,
 		ErrorHandler:   p.upstreamError,
 		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
@@ -127,13 +131,31 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// copyBuffers lends ReverseProxy its response copy buffers.
+// copyBuffers lends ReverseProxy its response copy buffers from a bounded free list. A channel
+// rather than a sync.Pool: ReverseProxy hands buffers back as slices, and putting a slice into
+// a sync.Pool allocates a new box for it on every call.
 type copyBuffers struct{}
 
-var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+var freeCopyBuffers = make(chan []byte, 256)
 
-func (copyBuffers) Get() []byte  { return *copyBufferPool.Get().(*[]byte) }
-func (copyBuffers) Put(b []byte) { copyBufferPool.Put(&b) }
+func (copyBuffers) Get() []byte {
+	select {
+	case b := <-freeCopyBuffers:
+		return b
+	default:
+		return make([]byte, 32<<10)
+	}
+}
+
+func (copyBuffers) Put(b []byte) {
+	if cap(b) < 32<<10 {
+		return
+	}
+	select {
+	case freeCopyBuffers <- b[:32<<10]:
+	default: // the list is full: let the collector have it
+	}
+}
 
 func defaultTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
