@@ -110,8 +110,8 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p := &Proxy{cfg: cfg}
 	p.forward = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
-		Transport:      cfg.Transport,
+		Rewrite:   p.rewrite,
+		Transport: cfg.Transport,
 		// 0: a response of unknown length (chunked, event streams) is still flushed after every
 		// write, as ReverseProxy always does for those; one of known length goes out as the
 		// server's 4 KiB write buffer fills and in full when the copy ends. A negative interval
