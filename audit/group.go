@@ -159,14 +159,16 @@ func (l *Log) commitGroup(group []*waiter) error {
 		}
 	}
 	if l.wantAsync() {
+		// One copy of the group's lines for the secondary sinks, each event's line a piece of it.
 		// Sent under mu so that Close cannot close the channel in between; never blocks.
+		lines := slices.Clone(l.lines)
 		for i, g := range group {
-			line := l.line(i)
-			msg := make([]byte, 0, len(l.nonce)+len(line))
-			msg = append(msg, l.nonce[:]...)
-			msg = append(msg, line...)
+			end := len(lines)
+			if i+1 < len(l.starts) {
+				end = l.starts[i+1]
+			}
 			select {
-			case l.async <- asyncItem{ev: *g.e, msg: msg}:
+			case l.async <- asyncItem{ev: *g.e, line: lines[l.starts[i]:end:end]}:
 			default:
 				l.stats.asyncDropped.Add(1)
 			}

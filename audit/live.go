@@ -83,7 +83,7 @@ type subscriber struct {
 // Since to fill gaps. Call the returned function to unsubscribe; the channel is then closed.
 // The channel is also closed when the Log closes.
 func (l *Log) Subscribe(f Filter) (<-chan Event, func()) {
-	s := &subscriber{filter: f, ch: make(chan Event, liveBuffer)}
+	s := &subscriber{filter: f, ch: make(chan Event, l.liveBuffer)}
 	l.subsMu.Lock()
 	if l.subs == nil { // closed
 		l.subsMu.Unlock()

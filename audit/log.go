@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +33,12 @@ const (
 	defaultAsyncBuffer  = 8192
 	defaultCloseTimeout = 5 * time.Second
 	liveBuffer          = 256
+	// maxLiveBatch and maxLiveBatchBytes bound one live message: the dispatcher publishes
+	// what is queued when it gets to it as one message, rather than one message per event.
+	maxLiveBatch      = 256
+	maxLiveBatchBytes = 256 << 10
+	// livePublishTimeout bounds one live publish.
+	livePublishTimeout = 2 * time.Second
 	// maxGroup bounds the events one group commit appends.
 	maxGroup = 256
 	// groupCommitTimeout bounds one group commit's store append. It does not follow a caller's
@@ -166,16 +174,18 @@ type Log struct {
 	prevBuf [hashHexLen]byte
 	groupFn func(head []byte) ([][]byte, []byte, error)
 
-	async     chan asyncItem
-	asyncDone chan struct{}
-	nonce     [8]byte // tells this Log's pub/sub messages from other replicas'
-	live      bool    // cross-replica live fan-out
-	liveSub   store.Subscription
-	liveDone  chan struct{}
+	async       chan asyncItem
+	asyncDone   chan struct{}
+	nonce       [8]byte // tells this Log's pub/sub messages from other replicas'
+	liveChannel string
+	live        bool // cross-replica live fan-out
+	liveSub     store.Subscription
+	liveDone    chan struct{}
 
-	subsMu sync.RWMutex
-	subs   map[*subscriber]struct{}
-	nsubs  atomic.Int32
+	subsMu     sync.RWMutex
+	subs       map[*subscriber]struct{}
+	nsubs      atomic.Int32
+	liveBuffer int // each subscriber's channel buffer: liveBuffer, more in tests that must not drop
 
 	webhook *webhookSink
 	stats   stats
@@ -185,8 +195,8 @@ type Log struct {
 }
 
 type asyncItem struct {
-	ev  Event
-	msg []byte // nonce + line + newline: what is published to other replicas
+	ev   Event
+	line []byte // the sealed line with its newline; queued by the webhook, so never modified
 }
 
 type stats struct {
@@ -210,15 +220,17 @@ func NewLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{
-		cfg:       cfg,
-		logger:    cfg.Logger,
-		ids:       newIDGenerator(),
-		sha:       sha256.New(),
-		buf:       make([]byte, 0, 1024),
-		seed:      []byte(Genesis),
-		async:     make(chan asyncItem, cfg.AsyncBuffer),
-		asyncDone: make(chan struct{}),
-		subs:      map[*subscriber]struct{}{},
+		cfg:         cfg,
+		logger:      cfg.Logger,
+		ids:         newIDGenerator(),
+		sha:         sha256.New(),
+		buf:         make([]byte, 0, 1024),
+		seed:        []byte(Genesis),
+		async:       make(chan asyncItem, cfg.AsyncBuffer),
+		asyncDone:   make(chan struct{}),
+		subs:        map[*subscriber]struct{}{},
+		liveBuffer:  liveBuffer,
+		liveChannel: cfg.Stream + ":live",
 	}
 	_, _ = rand.Read(l.nonce[:])
 	l.chainFn = l.chain
@@ -240,7 +252,7 @@ func NewLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 		l.webhook = newWebhookSink(l.bg, cfg.Webhook, cfg.Now, cfg.Logger)
 	}
 	if _, inMemory := cfg.Store.(*memory.Store); !inMemory && !cfg.LocalLiveOnly {
-		sub, err := cfg.Store.Subscribe(ctx, l.liveChannel())
+		sub, err := cfg.Store.Subscribe(ctx, l.liveChannel)
 		if err != nil {
 			l.logger.Warn("audit: live events of other replicas unavailable", "error", err)
 		} else {
@@ -254,8 +266,6 @@ func NewLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 	go l.dispatch()
 	return l, nil
 }
-
-func (l *Log) liveChannel() string { return l.cfg.Stream + ":live" }
 
 // Record completes e (v, id, time in UTC, replica, prev_hash, hash; Record writes these fields
 // of e) and writes it to the primary sinks: the store stream, then the file. It returns only
@@ -324,11 +334,8 @@ func (l *Log) recordOne(ctx context.Context, e *Event) error {
 	}
 	if l.wantAsync() {
 		// Sent under mu so that Close cannot close the channel in between; never blocks.
-		msg := make([]byte, 0, len(l.nonce)+len(l.buf))
-		msg = append(msg, l.nonce[:]...)
-		msg = append(msg, l.buf...)
 		select {
-		case l.async <- asyncItem{ev: *e, msg: msg}:
+		case l.async <- asyncItem{ev: *e, line: slices.Clone(l.buf)}:
 		default:
 			l.stats.asyncDropped.Add(1)
 		}
@@ -373,29 +380,55 @@ func (l *Log) primaryFailed(err error) {
 	l.logger.Error("audit: primary sink failed; the call is refused", "error", err)
 }
 
-// dispatch feeds the secondary sinks in order, one goroutine per Log.
+// dispatch feeds the secondary sinks in order, one goroutine per Log. Stdout, the webhook and
+// local subscribers get each event; other replicas get what is queued by the time the
+// dispatcher gets to it (up to maxLiveBatch events) as one published message: the nonce, then
+// one line per event. Under load that is one store round trip for many events.
 func (l *Log) dispatch() {
 	defer close(l.asyncDone)
+	var msg []byte
+	publishCtx := leasedContext{parent: l.bg, timeout: livePublishTimeout}
 	for it := range l.async {
-		line := it.msg[len(l.nonce) : len(it.msg)-1] // without the newline
-		if w := l.cfg.Stdout; w != nil {
-			// one Write per line so that lines from other writers do not interleave inside it
-			if _, err := w.Write(it.msg[len(l.nonce):]); err != nil {
-				l.stats.stdoutFailures.Add(1)
+		msg = append(msg[:0], l.nonce[:]...)
+		n := 0
+		for {
+			n++
+			l.deliver(&it)
+			if l.live {
+				msg = append(msg, it.line...)
 			}
-		}
-		if l.webhook != nil {
-			l.webhook.enqueue(line)
+			if n == maxLiveBatch || len(msg) >= maxLiveBatchBytes {
+				break
+			}
+			var more bool
+			select {
+			case it, more = <-l.async:
+			default:
+			}
+			if !more { // nothing queued, or closed
+				break
+			}
 		}
 		if l.live {
-			ctx, cancel := context.WithTimeout(l.bg, 2*time.Second)
-			if err := l.cfg.Store.Publish(ctx, l.liveChannel(), it.msg); err != nil {
-				l.stats.publishFailures.Add(1)
+			if err := l.cfg.Store.Publish(publishCtx.get(), l.liveChannel, msg); err != nil {
+				l.stats.publishFailures.Add(uint64(n))
 			}
-			cancel()
 		}
-		l.fanOut(&it.ev)
 	}
+}
+
+// deliver hands one event to stdout, the webhook and the local subscribers.
+func (l *Log) deliver(it *asyncItem) {
+	if w := l.cfg.Stdout; w != nil {
+		// one Write per line so that lines from other writers do not interleave inside it
+		if _, err := w.Write(it.line); err != nil {
+			l.stats.stdoutFailures.Add(1)
+		}
+	}
+	if l.webhook != nil {
+		l.webhook.enqueue(it.line[:len(it.line)-1])
+	}
+	l.fanOut(&it.ev)
 }
 
 // receiveLive delivers other replicas' events, published by their dispatchers, to local
@@ -409,11 +442,13 @@ func (l *Log) receiveLive() {
 		if l.nsubs.Load() == 0 {
 			continue
 		}
-		var e Event
-		if err := unmarshalEvent(msg[len(l.nonce):], &e); err != nil {
-			continue
+		for line := range bytes.Lines(msg[len(l.nonce):]) {
+			var e Event
+			if err := unmarshalEvent(line, &e); err != nil {
+				continue
+			}
+			l.fanOut(&e)
 		}
-		l.fanOut(&e)
 	}
 }
 
@@ -465,3 +500,27 @@ func (l *Log) Close() error {
 
 // Collectors returns the Prometheus collectors of this Log's sinks, for the server to register.
 func (l *Log) Collectors() []prometheus.Collector { return l.metrics.collectors() }
+
+// leasedContext hands out a context with a deadline, for operations that must not hang (a
+// store append or publish), without the four allocations of a context.WithTimeout each time:
+// the context is reused for as long as at least half of timeout is left of it, so each
+// operation is bounded by between timeout/2 and timeout. The deadline is a real one, which the
+// Redis client also puts on its connection. Not safe for concurrent use.
+type leasedContext struct {
+	parent   context.Context
+	timeout  time.Duration
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+}
+
+func (c *leasedContext) get() context.Context {
+	if c.ctx == nil || time.Until(c.deadline) < c.timeout/2 || c.ctx.Err() != nil {
+		if c.cancel != nil {
+			c.cancel()
+		}
+		c.ctx, c.cancel = context.WithTimeout(c.parent, c.timeout)
+		c.deadline, _ = c.ctx.Deadline()
+	}
+	return c.ctx
+}
