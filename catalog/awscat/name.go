@@ -2,7 +2,6 @@ package awscat
 
 import (
 	"encoding/json"
-	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -171,6 +170,10 @@ func canonicalSigning(s string) string {
 }
 
 func stripPort(hostport string) string {
+	// Most hosts have no port, and SplitHostPort allocates an error to say so.
+	if strings.IndexByte(hostport, ':') < 0 {
+		return strings.TrimSuffix(hostport, ".")
+	}
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		return h
 	}
@@ -223,8 +226,9 @@ func queryParams(r Request) url.Values {
 	if r.Method != http.MethodPost || len(r.Body) == 0 || len(r.Body) > maxBodyParse {
 		return params
 	}
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if ct != "application/x-www-form-urlencoded" {
+	// The media type without its parameters; mime.ParseMediaType would also build a map of them.
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	if !strings.EqualFold(strings.TrimSpace(ct), "application/x-www-form-urlencoded") {
 		return params
 	}
 	form, err := url.ParseQuery(string(r.Body))
@@ -313,13 +317,12 @@ func matchWithSlashRetry(root *node, segs []string, rq *restRequest, slash *[]st
 }
 
 func restResource(op *operation, segs []string, body []byte, region string) string {
-	labels := op.labels(segs)
 	if op.svc.Model == "s3" {
-		b := labels["Bucket"]
+		b := op.label(segs, "Bucket")
 		if b == "" {
 			return ""
 		}
-		if k := labels["Key"]; k != "" {
+		if k := op.label(segs, "Key"); k != "" {
 			return "arn:" + loadIndex().endpoints.arnPartition(region) + ":s3:::" + b + "/" + k
 		}
 		return "arn:" + loadIndex().endpoints.arnPartition(region) + ":s3:::" + b
@@ -329,7 +332,7 @@ func restResource(op *operation, segs []string, body []byte, region string) stri
 		kind, name := ref[:2], ref[2:]
 		switch kind {
 		case "u:":
-			if v := labels[name]; v != "" {
+			if v := op.label(segs, name); v != "" {
 				return v
 			}
 		case "b:":

@@ -164,25 +164,28 @@ func (op *operation) score(rq *restRequest) (int, bool) {
 	return score + 10*present - missing, true
 }
 
-// labels returns the label values of a matched request, unescaped, by label name.
-func (op *operation) labels(segs []string) map[string]string {
-	out := map[string]string{}
+// label returns the value of the label called name in a matched request, unescaped, or "".
+// A scan of the template rather than a map of every label: calls read one or two of them.
+func (op *operation) label(segs []string, name string) string {
 	greedyLen := len(segs) - len(op.segs) + 1
 	j := 0
 	for _, t := range op.segs {
 		switch {
 		case isGreedy(t):
-			v := strings.Join(segs[j:j+greedyLen], "/")
-			out[t[1:len(t)-2]] = unescape(v)
+			if t[1:len(t)-2] == name {
+				return unescape(strings.Join(segs[j:j+greedyLen], "/"))
+			}
 			j += greedyLen
 		case isLabel(t):
-			out[t[1:len(t)-1]] = unescape(segs[j])
+			if t[1:len(t)-1] == name {
+				return unescape(segs[j])
+			}
 			j++
 		default:
 			j++
 		}
 	}
-	return out
+	return ""
 }
 
 func unescape(s string) string {
