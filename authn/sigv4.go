@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/airlockhq/airlock/internal/sigv4"
 )
 
 // The verifier computes the canonical request itself instead of reusing aws-sdk-go-v2's
@@ -24,9 +26,9 @@ import (
 // used in the tests, as an independent client, together with AWS's published test vectors.
 
 const (
-	sigv4Algorithm    = "AWS4-HMAC-SHA256"
+	sigv4Algorithm    = sigv4.Algorithm
 	sigv4aAlgorithm   = "AWS4-ECDSA-P256-SHA256"
-	amzDateFormat     = "20060102T150405Z"
+	amzDateFormat     = sigv4.DateFormat
 	maxPresignExpires = 7 * 24 * time.Hour
 
 	payloadUnsigned            = "UNSIGNED-PAYLOAD"
@@ -82,7 +84,8 @@ type SigV4Verifier struct {
 	// and secret; keys remembers derived signing keys (four HMACs) by secret and scope. Both are
 	// pure functions of their keys, bounded, and cleared when full; expiry is still checked on
 	// every call.
-	tokens, keys boundedCache
+	tokens boundedCache
+	keys   sigv4.KeyCache
 }
 
 // boundedCache is a concurrent map that forgets everything when it reaches its limit: enough
@@ -191,7 +194,7 @@ func (v *SigV4Verifier) Verify(r *http.Request) (*SigV4Result, error) {
 	if e != nil {
 		return nil, e
 	}
-	if e := v.verifySignature(r, in, query, payload, secret); e != nil {
+	if e := v.verifySignature(r, in, payload, secret); e != nil {
 		return nil, e
 	}
 	// Only now, with the signature known good, is the body worth reading.
@@ -506,15 +509,15 @@ func checkSignedHeaders(r *http.Request, in *sigv4Input) *Error {
 // and clients disagree on whether to: botocore normalises, aws-sdk-go-v2 does not. Both forms
 // are tried when they differ; each is a function of the request as received, so accepting
 // either lets no one sign anything they could not sign already.
-func (v *SigV4Verifier) verifySignature(r *http.Request, in *sigv4Input, query []queryParam, payload, secret string) *Error {
+func (v *SigV4Verifier) verifySignature(r *http.Request, in *sigv4Input, payload, secret string) *Error {
 	raw := rawRequestPath(r)
 	var uris []string
-	if in.service == "s3" {
+	if !sigv4.EscapesPathTwice(in.service) {
 		uris = []string{encodeS3Path(raw)}
 	} else {
-		normalized := awsURIEncode(normalizePath(raw), false)
+		normalized := sigv4.URIEncode(normalizePath(raw), false)
 		uris = []string{normalized}
-		if as := awsURIEncode(raw, false); as != normalized {
+		if as := sigv4.URIEncode(raw, false); as != normalized {
 			uris = append(uris, as)
 		}
 	}
@@ -530,7 +533,11 @@ func (v *SigV4Verifier) verifySignature(r *http.Request, in *sigv4Input, query [
 	buf = append(buf, uris[0]...)
 	buf = append(buf, '\n')
 	tailStart := len(buf)
-	buf = appendCanonicalQuery(buf, query, in.presigned)
+	omit := "" // a presigned URL's own signature is left out
+	if in.presigned {
+		omit = "X-Amz-Signature"
+	}
+	buf = sigv4.AppendCanonicalQuery(buf, r.URL.RawQuery, sigv4.QueryAsSent, omit)
 	buf = append(buf, '\n')
 	buf = appendCanonicalHeaders(buf, r, in.signedHeaders)
 	buf = append(buf, '\n')
@@ -538,7 +545,7 @@ func (v *SigV4Verifier) verifySignature(r *http.Request, in *sigv4Input, query [
 	buf = append(buf, '\n')
 	buf = append(buf, payload...)
 
-	key := v.signingKey(secret, in.scopeDate, in.region, in.service)
+	key := v.keys.Key(secret, in.scopeDate, in.region, in.service)
 	for i, uri := range uris {
 		canonical := buf
 		if i > 0 {
@@ -551,12 +558,7 @@ func (v *SigV4Verifier) verifySignature(r *http.Request, in *sigv4Input, query [
 		// The string to sign and the HMAC go after the canonical request, in the same array.
 		canonical = slices.Grow(canonical, stsLen+sha256.Size)
 		end := len(canonical)
-		stringToSign := canonical[end:end]
-		stringToSign = append(append(append(append(stringToSign, sigv4Algorithm...), '\n'), in.amzDate...), '\n')
-		stringToSign = append(append(append(append(append(append(stringToSign,
-			in.scopeDate...), '/'), in.region...), '/'), in.service...), aws4Request...)
-		stringToSign = append(stringToSign, '\n')
-		stringToSign = hex.AppendEncode(stringToSign, sum[:])
+		stringToSign := sigv4.AppendStringToSign(canonical[end:end], in.amzDate, in.scopeDate, in.region, in.service, sum)
 		mac := hmac.New(sha256.New, key)
 		mac.Write(stringToSign)
 		if hmac.Equal(mac.Sum(stringToSign[len(stringToSign):]), in.signature) {
@@ -564,30 +566,4 @@ func (v *SigV4Verifier) verifySignature(r *http.Request, in *sigv4Input, query [
 		}
 	}
 	return refuse(errBadSignature)
-}
-
-// signingKey returns the derived key, from the cache when this secret signed for this scope
-// before. The secret is part of the cache key (unlike the SDK signer's cache), so a wrong secret
-// under a known key ID never finds a right key.
-func (v *SigV4Verifier) signingKey(secret, date, region, service string) []byte {
-	id := secret + "\x00" + date + "\x00" + region + "\x00" + service
-	if k, ok := v.keys.load(id); ok {
-		return k.([]byte)
-	}
-	k := signingKey(secret, date, region, service)
-	v.keys.store(id, k)
-	return k
-}
-
-func signingKey(secret, date, region, service string) []byte {
-	k := hmacSum([]byte("AWS4"+secret), date)
-	k = hmacSum(k, region)
-	k = hmacSum(k, service)
-	return hmacSum(k, "aws4_request")
-}
-
-func hmacSum(key []byte, data string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(data))
-	return m.Sum(nil)
 }

@@ -5,12 +5,16 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/airlockhq/airlock/internal/sigv4"
 )
 
-// The SigV4 canonical request, built from a request as the server received it.
+// The SigV4 canonical request, built from a request as the server received it. The parts a
+// signer shares (URI encoding, the canonical query, header values, the string to sign) are in
+// internal/sigv4; what is the verifier's alone (the path as received, the client's choice of
+// headers) is here.
 
 // rawRequestPath is the path as the client sent it: the request line when this is a
 // server-side request (so raw UTF-8 or spaces stay as sent), else the URL's escaped path.
@@ -73,35 +77,6 @@ func normalizePath(p string) string {
 	return s
 }
 
-// awsURIEncode percent-encodes every byte outside RFC 3986's unreserved set with upper-case
-// hex; '/' is kept unless encodeSlash.
-func awsURIEncode(s string, encodeSlash bool) string {
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if !isUnreserved(s[i]) && (encodeSlash || s[i] != '/') {
-			n++
-		}
-	}
-	if n == 0 {
-		return s
-	}
-	const hexUpper = "0123456789ABCDEF"
-	b := make([]byte, 0, len(s)+2*n)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if isUnreserved(c) || (!encodeSlash && c == '/') {
-			b = append(b, c)
-		} else {
-			b = append(b, '%', hexUpper[c>>4], hexUpper[c&15])
-		}
-	}
-	return string(b)
-}
-
-func isUnreserved(c byte) bool {
-	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~'
-}
-
 // encodeS3Path is S3's canonical URI: the path as sent, already encoded once by the client.
 // Bytes no client may send unencoded (controls, space, non-ASCII) are encoded, as the client
 // will have done when it signed.
@@ -151,36 +126,6 @@ func unescapeQuery(s string) string {
 	return s
 }
 
-// appendCanonicalQuery encodes each name and value, then sorts (SigV4 sorts after encoding). A
-// presigned URL's own signature is left out.
-func appendCanonicalQuery(b []byte, query []queryParam, presigned bool) []byte {
-	if len(query) == 0 {
-		return b
-	}
-	enc := make([]queryParam, 0, len(query))
-	for _, p := range query {
-		if presigned && p.key == "X-Amz-Signature" {
-			continue
-		}
-		enc = append(enc, queryParam{awsURIEncode(p.key, true), awsURIEncode(p.value, true)})
-	}
-	slices.SortFunc(enc, func(a, b queryParam) int {
-		if c := strings.Compare(a.key, b.key); c != 0 {
-			return c
-		}
-		return strings.Compare(a.value, b.value)
-	})
-	for i, p := range enc {
-		if i > 0 {
-			b = append(b, '&')
-		}
-		b = append(b, p.key...)
-		b = append(b, '=')
-		b = append(b, p.value...)
-	}
-	return b
-}
-
 // appendCanonicalHeaders appends "name:value\n" for each signed header. Go's server moves Host,
 // Content-Length and Transfer-Encoding out of r.Header, so those come from the request.
 func appendCanonicalHeaders(b []byte, r *http.Request, names []string) []byte {
@@ -210,7 +155,7 @@ func appendCanonicalHeaders(b []byte, r *http.Request, names []string) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendTrimmedValue(b, v)
+			b = sigv4.AppendHeaderValue(b, v)
 		}
 		b = append(b, '\n')
 	}
@@ -233,22 +178,4 @@ func canonicalHeaderKey(lower string) string {
 		return k
 	}
 	return textproto.CanonicalMIMEHeaderKey(lower)
-}
-
-// appendTrimmedValue trims the value and collapses runs of spaces into one.
-func appendTrimmedValue(b []byte, v string) []byte {
-	v = strings.TrimSpace(v)
-	space := false
-	for i := 0; i < len(v); i++ {
-		if v[i] == ' ' {
-			if !space {
-				b = append(b, ' ')
-			}
-			space = true
-			continue
-		}
-		space = false
-		b = append(b, v[i])
-	}
-	return b
 }
