@@ -125,9 +125,7 @@ func (l *Log) commitGroup(group []*waiter) error {
 		}
 	}
 	l.group = group
-	ctx, cancel := context.WithTimeout(l.bg, groupCommitTimeout)
-	_, err := l.batcher.AppendBatch(ctx, l.cfg.Stream, max(l.cfg.StreamMaxLen, 0), l.groupFn)
-	cancel()
+	_, err := l.batcher.AppendBatch(l.commitCtx.get(), l.cfg.Stream, max(l.cfg.StreamMaxLen, 0), l.groupFn)
 	l.group = nil
 	if err != nil {
 		for _, g := range group {

@@ -148,3 +148,80 @@ func TestGroupCommit(t *testing.T) {
 		t.Fatalf("Record after Close = %v, want ErrClosed", err)
 	}
 }
+
+// hangingBatchStore is the in-memory store whose AppendBatch hangs, while hang is set, until
+// its context ends: a store that stopped answering.
+type hangingBatchStore struct {
+	*memory.Store
+	hang atomic.Bool
+}
+
+func (s *hangingBatchStore) AppendBatch(ctx context.Context, stream string, maxLen int64, fn func([]byte) ([][]byte, []byte, error)) ([]string, error) {
+	if s.hang.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	return s.Store.AppendBatch(ctx, stream, maxLen, fn)
+}
+
+// TestGroupCommitBoundedWhenStoreHangs: a group commit on a store that does not answer ends
+// at the commit deadline, the callers' Records fail (their calls are refused), nothing is
+// recorded, and the next commit after the store recovers gets a fresh deadline and succeeds.
+func TestGroupCommitBoundedWhenStoreHangs(t *testing.T) {
+	st := &hangingBatchStore{Store: memory.New(nil)}
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	l := newTestLog(t, LogConfig{Store: st, File: path})
+	l.mu.Lock()
+	l.commitCtx.timeout = 50 * time.Millisecond // instead of groupCommitTimeout
+	l.mu.Unlock()
+	ctx := context.Background()
+	if err := l.Record(ctx, sampleEvent(1)); err != nil {
+		t.Fatal(err)
+	}
+	st.hang.Store(true)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range 4 {
+		wg.Go(func() {
+			if err := l.Record(ctx, sampleEvent(10+i)); errors.Is(err, context.DeadlineExceeded) {
+				failed.Add(1)
+			} else {
+				t.Errorf("Record on a hanging store = %v, want a deadline error", err)
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() != 4 {
+		t.Fatalf("%d of 4 Records failed", failed.Load())
+	}
+	st.hang.Store(false)
+	if err := l.Record(ctx, sampleEvent(2)); err != nil {
+		t.Fatalf("Record after the store recovered: %v", err)
+	}
+	res, err := VerifyFiles(ChainFile, path)
+	if err != nil || res.Events != 2 {
+		t.Fatalf("file: %+v %v, want the 2 events recorded", res, err)
+	}
+}
+
+// leasedContext reuses its context while enough of it is left and makes a new one after it
+// ended.
+func TestLeasedContext(t *testing.T) {
+	c := leasedContext{parent: context.Background(), timeout: time.Hour}
+	first := c.get()
+	if c.get() != first {
+		t.Fatal("a context with most of its time left was not reused")
+	}
+	if d, ok := first.Deadline(); !ok || time.Until(d) > time.Hour {
+		t.Fatalf("deadline %v %v", d, ok)
+	}
+	c.cancel()
+	second := c.get()
+	if second == first || second.Err() != nil {
+		t.Fatal("an ended context was handed out again")
+	}
+	c.deadline = time.Now().Add(c.timeout/2 - time.Second) // as if half an hour had passed
+	if renewed := c.get(); renewed == second || time.Until(c.deadline) < c.timeout/2 {
+		t.Fatal("a context with less than half its time left was not renewed")
+	}
+}

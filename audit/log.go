@@ -41,8 +41,9 @@ const (
 	livePublishTimeout = 2 * time.Second
 	// maxGroup bounds the events one group commit appends.
 	maxGroup = 256
-	// groupCommitTimeout bounds one group commit's store append. It does not follow a caller's
-	// context, since the batch holds other callers' events too.
+	// groupCommitTimeout bounds one group commit's store append (between half of it and all
+	// of it: see leasedContext). It does not follow a caller's context, since the batch holds
+	// other callers' events too.
 	groupCommitTimeout = 30 * time.Second
 )
 
@@ -173,6 +174,9 @@ type Log struct {
 	entries [][]byte  // the lines without their newline, for AppendBatch (under mu)
 	prevBuf [hashHexLen]byte
 	groupFn func(head []byte) ([][]byte, []byte, error)
+	// commitCtx bounds each group commit's store append (groupCommitTimeout), under mu. It does
+	// not follow a caller's context, since the group holds other callers' events too.
+	commitCtx leasedContext
 
 	async       chan asyncItem
 	asyncDone   chan struct{}
@@ -239,6 +243,7 @@ func NewLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 		l.batcher = ba
 	}
 	l.bg, l.stopBG = context.WithCancel(context.WithoutCancel(ctx))
+	l.commitCtx = leasedContext{parent: l.bg, timeout: groupCommitTimeout}
 	if cfg.File != "" {
 		f, err := openFileSink(cfg.File, cfg.FileMaxBytes, cfg.FileKeep, cfg.FileSync, cfg.Logger)
 		if err != nil {
