@@ -24,11 +24,13 @@ func (e *cloudError) Error() string { return e.Code + ": " + e.Message }
 type awsProtocol int
 
 const (
-	protoXML  awsProtocol = iota // query protocol (IAM, STS, ...): <ErrorResponse>
-	protoEC2                     // EC2 query: <Response><Errors>
-	protoS3                      // rest-xml (S3, Route 53, CloudFront): <Error>
-	protoJSON                    // JSON 1.0/1.1 (X-Amz-Target): {"__type": ...}
-	protoREST                    // rest-json: {"message": ...} + X-Amzn-ErrorType
+	// protoUnknown: not known yet; errors guess it from the request (callProtocol).
+	protoUnknown awsProtocol = iota
+	protoXML                 // query protocol (IAM, STS, ...): <ErrorResponse>
+	protoEC2                 // EC2 query: <Response><Errors>
+	protoS3                  // rest-xml (S3, Route 53, CloudFront): <Error>
+	protoJSON                // JSON 1.0/1.1 (X-Amz-Target): {"__type": ...}
+	protoREST                // rest-json: {"message": ...} + X-Amzn-ErrorType
 )
 
 // guessAWSProtocol picks the error format from the request alone, before (or without) the
@@ -59,6 +61,19 @@ func guessAWSProtocol(r *http.Request, service, catalogProtocol string) awsProto
 		return protoXML
 	}
 	return protoREST
+}
+
+// callProtocol is the call's protocol as the catalog named it, or else as the request looks.
+// Guessing is left to the error path: an allowed call never needs it.
+func callProtocol(c *call) awsProtocol {
+	if c.protocol != protoUnknown {
+		return c.protocol
+	}
+	service := ""
+	if c.sig != nil {
+		service = c.sig.Service
+	}
+	return guessAWSProtocol(c.r, service, "")
 }
 
 // writeAWSError renders e as the SDKs expect for the protocol.

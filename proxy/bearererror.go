@@ -120,7 +120,7 @@ func writeCloudError(w http.ResponseWriter, c *call, e *cloudError) {
 	case catalog.Azure:
 		writeAzureError(w, c.id, e)
 	default:
-		writeAWSError(w, c.protocol, c.id, e)
+		writeAWSError(w, callProtocol(c), c.id, e)
 	}
 }
 

@@ -226,7 +226,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	c.protocol = guessAWSProtocol(r, "", "")
 	if err := p.serveAWS(w, c); err != nil {
 		p.refuse(w, c, err)
 	}

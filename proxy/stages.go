@@ -27,7 +27,6 @@ func (p *Proxy) authenticate(c *call) error {
 	}
 	c.sig = res
 	c.identity = res.Identity
-	c.protocol = guessAWSProtocol(c.r, res.Service, "")
 	t, ok := p.cfg.Settings.Target(res.Identity.Target)
 	if !ok || t.Cloud != catalog.AWS {
 		return &cloudError{Status: http.StatusForbidden, Code: "InvalidClientTokenId",
