@@ -12,14 +12,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/airlockhq/airlock/internal/sigv4"
 )
 
-// awsSigner is shared by every call. The v4 Signer caches derived signing keys by (access key
-// ID, date, region, service), not by secret: that is safe here only because every key it sees is
-// a freshly minted STS key whose ID maps to exactly one secret. Do not sign with long-lived keys
-// whose secret can change under the same ID through this signer.
-var awsSigner = v4.NewSigner()
+// awsSigner is shared by every call: its cache of derived signing keys is keyed by secret and
+// scope, so any credentials may pass through it.
+var awsSigner sigv4.Signer
 
 // Payload hashes a client may declare in X-Amz-Content-Sha256.
 const (
@@ -73,9 +72,8 @@ func SignAWS(ctx context.Context, r *http.Request, creds aws.Credentials, servic
 	// S3 requires the header and every service accepts it; it also tells the upstream how to
 	// check the body (hash, unsigned or unsigned-with-trailer).
 	r.Header.Set("X-Amz-Content-Sha256", payloadHash)
-	if err := awsSigner.SignHTTP(ctx, creds, r, payloadHash, service, region, now); err != nil {
-		return fmt.Errorf("sign aws request: %w", err)
-	}
+	awsSigner.Sign(r, sigv4.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken},
+		service, region, payloadHash, now)
 	return nil
 }
 
