@@ -20,6 +20,7 @@ type waiter struct {
 	lead  bool          // guarded by Log.qmu: this caller leads the next group commit
 	taken bool          // guarded by Log.qmu: the event is in a group being committed
 	ready chan struct{} // signalled once: the outcome is set, or lead became true
+	group []*waiter     // the group this caller leads; kept with the pooled waiter for reuse
 }
 
 var waiters = sync.Pool{New: func() any { return &waiter{ready: make(chan struct{}, 1)} }}
@@ -78,7 +79,7 @@ func (l *Log) recordGrouped(ctx context.Context, e *Event) error {
 func (l *Log) leadGroup(w *waiter) {
 	l.qmu.Lock()
 	n := min(len(l.queue), maxGroup)
-	group := slices.Clone(l.queue[:n])
+	group := append(w.group[:0], l.queue[:n]...)
 	for _, g := range group {
 		g.taken = true
 	}
@@ -110,6 +111,8 @@ func (l *Log) leadGroup(w *waiter) {
 			g.ready <- struct{}{}
 		}
 	}
+	clear(group)
+	w.group = group[:0]
 }
 
 // commitGroup chains the group's events in order, appends them to the store stream in one
@@ -119,11 +122,7 @@ func (l *Log) commitGroup(group []*waiter) error {
 	if l.closed {
 		return ErrClosed
 	}
-	for _, g := range group {
-		if g.e.ID == "" {
-			g.e.ID = l.ids.next(g.e.Time)
-		}
-	}
+	l.assignIDs(group)
 	l.group = group
 	_, err := l.batcher.AppendBatch(l.commitCtx.get(), l.cfg.Stream, max(l.cfg.StreamMaxLen, 0), l.groupFn)
 	l.group = nil
@@ -173,6 +172,25 @@ func (l *Log) commitGroup(group []*waiter) error {
 		}
 	}
 	return nil
+}
+
+// assignIDs gives the group's events without an ID one, cut from one string for the group.
+func (l *Log) assignIDs(group []*waiter) {
+	l.idBuf = l.idBuf[:0]
+	for _, g := range group {
+		if g.e.ID == "" {
+			l.idBuf = l.ids.appendNext(l.idBuf, g.e.Time)
+		}
+	}
+	if len(l.idBuf) == 0 {
+		return
+	}
+	ids := string(l.idBuf)
+	for _, g := range group {
+		if g.e.ID == "" {
+			g.e.ID, ids = ids[:idLen], ids[idLen:]
+		}
+	}
 }
 
 // line returns the i-th sealed line of the group, with its newline.

@@ -27,7 +27,16 @@ func newIDGenerator() *idGenerator {
 
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
+// idLen is the length of an event ID.
+const idLen = 26
+
 func (g *idGenerator) next(t time.Time) string {
+	var id [idLen]byte
+	return string(g.appendNext(id[:0], t))
+}
+
+// appendNext appends the next ID to dst.
+func (g *idGenerator) appendNext(dst []byte, t time.Time) []byte {
 	ms := uint64(t.UnixMilli())
 	if ms > g.lastMS {
 		g.lastMS = ms
@@ -39,23 +48,23 @@ func (g *idGenerator) next(t time.Time) string {
 			g.hi++
 		}
 	}
-	var id [26]byte
+	var id [idLen]byte
 	// 128 bits: 48 time | 16 hi | 64 lo, written as 26 base32 digits (the first carries 3 bits).
 	t48 := g.lastMS & (1<<48 - 1)
 	hiBits := uint64(t48)<<16 | uint64(g.hi) // 64 bits
 	loBits := g.lo
-	for i := 25; i >= 0; i-- {
+	for i := idLen - 1; i >= 0; i-- {
 		id[i] = crockford[loBits&31]
 		// shift the 128-bit value (hiBits:loBits) right by 5
 		loBits = loBits>>5 | hiBits<<59
 		hiBits >>= 5
 	}
-	return string(id[:])
+	return append(dst, id[:]...)
 }
 
 // idTime returns the time encoded in an event ID, and whether s looks like one.
 func idTime(s string) (time.Time, bool) {
-	if len(s) != 26 {
+	if len(s) != idLen {
 		return time.Time{}, false
 	}
 	var v uint64

@@ -151,6 +151,7 @@ type Log struct {
 	mu      sync.Mutex
 	closed  bool
 	ids     *idGenerator
+	idBuf   []byte // a group's new IDs (under mu)
 	sha     hash.Hash
 	sum     [hashHexLen]byte
 	raw     [sha256.Size]byte

@@ -409,7 +409,7 @@ func (s *Store) Append(ctx context.Context, name string, maxLen int64, fn func(h
 	}
 	st.last = st.last.next(s.now())
 	st.entries = append(st.entries, streamEntry{id: st.last, value: cloneValue(entry)})
-	st.head = clone(head)
+	st.setHead(head)
 	if maxLen > 0 && int64(len(st.entries)) > maxLen {
 		// Reslicing (rather than copying the tail) keeps Append O(1) amortised: append
 		// reallocates, copying only the kept entries, once the capacity runs out.
@@ -439,19 +439,56 @@ func (s *Store) AppendBatch(ctx context.Context, name string, maxLen int64, fn f
 		st = &stream{}
 		s.streams[name] = st
 	}
-	ids := make([]string, len(entries))
-	for i, entry := range entries {
-		st.last = st.last.next(s.now())
-		st.entries = append(st.entries, streamEntry{id: st.last, value: cloneValue(entry)})
-		ids[i] = st.last.String()
+	// One copy holds every entry of the batch, and one string every ID: a few allocations per
+	// batch, not two or three per entry. Each entry's value is a three-index slice of the copy,
+	// so that nothing appended to one can reach the next (Range hands out copies anyway).
+	size := 0
+	for _, entry := range entries {
+		size += len(entry)
 	}
-	st.head = clone(head)
+	values := make([]byte, 0, size)
+	first := len(st.entries)
+	for _, entry := range entries {
+		start := len(values)
+		values = append(values, entry...)
+		st.last = st.last.next(s.now())
+		st.entries = append(st.entries, streamEntry{id: st.last, value: values[start:len(values):len(values)]})
+	}
+	ids := idStrings(st.entries[first:])
+	st.setHead(head)
 	if maxLen > 0 && int64(len(st.entries)) > maxLen {
 		drop := len(st.entries) - int(maxLen)
 		clear(st.entries[:drop])
 		st.entries = st.entries[drop:]
 	}
 	return ids, nil
+}
+
+// idStrings returns the entries' IDs, cut from one string.
+func idStrings(entries []streamEntry) []string {
+	var buf [512]byte
+	text := buf[:0]
+	for _, e := range entries {
+		text = e.id.appendTo(text)
+	}
+	all := string(text)
+	ids := make([]string, len(entries))
+	var one [41]byte
+	for i, e := range entries {
+		n := len(e.id.appendTo(one[:0]))
+		ids[i], all = all[:n], all[n:]
+	}
+	return ids
+}
+
+// setHead stores a copy of head, in the previous head's storage when it fits (nobody else
+// holds it: the store hands out copies).
+func (st *stream) setHead(head []byte) {
+	if head == nil || st.head == nil {
+		st.head = clone(head)
+		return
+	}
+	st.head = append(st.head[:0], head...)
 }
 
 func (st *stream) headOrNil() []byte {
@@ -518,7 +555,14 @@ func (id streamID) after(other streamID) bool {
 }
 
 func (id streamID) String() string {
-	return strconv.FormatUint(id.ms, 10) + "-" + strconv.FormatUint(id.seq, 10)
+	var b [41]byte
+	return string(id.appendTo(b[:0]))
+}
+
+func (id streamID) appendTo(b []byte) []byte {
+	b = strconv.AppendUint(b, id.ms, 10)
+	b = append(b, '-')
+	return strconv.AppendUint(b, id.seq, 10)
 }
 
 // parseID accepts "ms-seq" and, as Redis does for a range start, "ms" alone (= ms-0).
