@@ -37,7 +37,8 @@ type Store interface {
 	SRem(ctx context.Context, key string, members ...string) error
 	SMembers(ctx context.Context, key string) ([]string, error)
 
-	// Publish sends msg to every current subscriber of channel, on every replica.
+	// Publish sends msg to every current subscriber of channel, on every replica. It does not
+	// keep msg: the caller may reuse it once Publish has returned.
 	Publish(ctx context.Context, channel string, msg []byte) error
 	// Subscribe receives what is published on channel from now on, until Close.
 	Subscribe(ctx context.Context, channel string) (Subscription, error)

@@ -546,9 +546,11 @@ func subscribe(t *testing.T, s store.Store, channel string) store.Subscription {
 
 func publish(t *testing.T, s store.Store, channel, msg string) {
 	t.Helper()
-	if err := s.Publish(testContext(t), channel, []byte(msg)); err != nil {
+	b := []byte(msg)
+	if err := s.Publish(testContext(t), channel, b); err != nil {
 		t.Fatalf("Publish(%q): %v", channel, err)
 	}
+	clear(b) // the caller may reuse msg once Publish has returned
 }
 
 func receive(t *testing.T, sub store.Subscription, want string) {
