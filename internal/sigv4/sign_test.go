@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -217,30 +218,6 @@ func FuzzSignMatchesSDK(f *testing.F) {
 	})
 }
 
-// TestSignAllocations holds the signer to its budget for an ordinary call: the strings and
-// slices it leaves on the request, and one for an escaped path. Allocation counts are
-// deterministic; this asserts no timing.
-func TestSignAllocations(t *testing.T) {
-	const budget = 8
-	var s Signer
-	creds := testCreds
-	creds.SessionToken = "session-token"
-	for _, c := range []signCase{signCases()[7], signCases()[11], signCases()[3]} {
-		r := c.request(t)
-		s.Sign(r, creds, c.service, "us-east-1", c.payload, signTime) // warm the key cache and the pool
-		n := testing.AllocsPerRun(200, func() {
-			delete(r.Header, "Authorization")
-			delete(r.Header, "X-Amz-Date")
-			delete(r.Header, "X-Amz-Security-Token")
-			s.Sign(r, creds, c.service, "us-east-1", c.payload, signTime)
-		})
-		t.Logf("%s: %.0f allocations", c.name, n)
-		if n > budget {
-			t.Errorf("%s: %.0f allocations per signature, budget %d", c.name, n, budget)
-		}
-	}
-}
-
 func BenchmarkSign(b *testing.B) {
 	c := signCases()[7] // dynamodb GetItem, a typical JSON call
 	creds := testCreds
@@ -283,5 +260,40 @@ func TestScratchHMACMatchesCryptoHMAC(t *testing.T) {
 		if want, got := m.Sum(nil), sc.hmac(key, []byte(msg)); !hmac.Equal(got, want) {
 			t.Errorf("hmac of %d bytes: got %x, want %x", len(msg), got, want)
 		}
+	}
+}
+
+// TestSignConcurrent signs from several goroutines with several secrets at once (run it with
+// -race): pooled scratch and the shared key cache must not mix one signature into another.
+func TestSignConcurrent(t *testing.T) {
+	var s Signer
+	c := signCases()[7]
+	want := make([]string, 4)
+	creds := func(i int) Credentials {
+		return Credentials{AccessKeyID: testCreds.AccessKeyID, SecretAccessKey: "secret-" + string(rune('a'+i))}
+	}
+	for i := range want {
+		r := c.request(t)
+		s.Sign(r, creds(i), c.service, "us-east-1", c.payload, signTime)
+		want[i] = r.Header.Get("Authorization")
+	}
+	errs := make(chan string, 8*50)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for n := range 50 {
+				i := (g + n) % len(want)
+				r := c.request(t)
+				s.Sign(r, creds(i), c.service, "us-east-1", c.payload, signTime)
+				if got := r.Header.Get("Authorization"); got != want[i] {
+					errs <- got
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for got := range errs {
+		t.Errorf("concurrent signature differs: %s", got)
 	}
 }
