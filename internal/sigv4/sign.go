@@ -39,7 +39,7 @@ type Signer struct {
 	keys KeyCache
 }
 
-// headersNeverSigned are the header names the SDK signer leaves out, matched exactly as the
+// headerNeverSigned reports the header names the SDK signer leaves out, matched exactly as the
 // SDK matches them (a key spelled otherwise in the map is signed).
 func headerNeverSigned(key string) bool {
 	switch key {
