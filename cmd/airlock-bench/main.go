@@ -56,7 +56,7 @@ func main() {
 	flag.IntVar(&o.approvers, "approvers", 4, "concurrent approvers releasing the held calls")
 	flag.Float64Var(&o.approveRate, "approve-rate", 500, "approvals per second when releasing held calls (0 = as fast as the approvers go)")
 	flag.IntVar(&o.burst, "burst", 1000, "concurrent calls of the cold-cache minting burst (0 = skip)")
-	flag.StringVar(&o.profile, "profile", "", "write pprof CPU, heap, block and mutex profiles of the Airlock load passes to this directory (memory/ and redis/; the 64 MiB transfers under transfer/)")
+	flag.StringVar(&o.profile, "profile", "", "write pprof CPU, heap, block and mutex profiles of the Airlock load passes to this directory (memory/ and redis/; the 64 MiB transfers under transfer/; the approve-and-release part of the held-calls runs under held-memory/ and held-redis/)")
 	flag.DurationVar(&o.soak, "soak", 0, "after the other phases, drive Airlock (memory store) this long and sample its memory (0 = skip)")
 	flag.StringVar(&o.skip, "skip", "", "comma-separated phases to skip: transfer,load,burst,held")
 	flag.Usage = func() {
@@ -80,6 +80,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "airlock-bench:", err)
 		os.Exit(1)
 	}
+}
+
+// profileDir is where -profile puts the profiles of one pass ("" without -profile).
+func (o options) profileDir(pass string) string {
+	if o.profile == "" {
+		return ""
+	}
+	return filepath.Join(o.profile, pass)
 }
 
 func (o options) skipped(phase string) bool {
@@ -272,7 +280,7 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		hrs = append(hrs, runHeld("memory store, 1 replica", hm, hm, o.held, o.approvers, o.approveRate))
+		hrs = append(hrs, runHeld("memory store, 1 replica", hm, hm, o.held, o.approvers, o.approveRate, o.profileDir("held-memory")))
 		hm.Close()
 		if o.redisURL != "" {
 			logf("holding %d calls on redis (%d replicas)", o.held, o.replicas)
@@ -290,7 +298,7 @@ func run(o options) error {
 				}
 				label = "redis store, held on replica A, approved on replica B"
 			}
-			hrs = append(hrs, runHeld(label, a, b, o.held, o.approvers, o.approveRate))
+			hrs = append(hrs, runHeld(label, a, b, o.held, o.approvers, o.approveRate, o.profileDir("held-redis")))
 			if b != a {
 				b.Close()
 			}
@@ -449,6 +457,6 @@ func printHeld(o options, hs []heldResult) {
 		}
 	}
 	fmt.Println()
-	fmt.Println("Release latency: from the moment the approval is committed (Workflow.Approve returned, as the approve API does) to the held call's response reaching the client; the last column counts from the start of the approve call. The client runs in a child process; the Airlock process's RSS also holds the small fake upstream and STS (and, with two replicas, both replicas).")
+	fmt.Println("Release latency: from the moment the approval is committed (Workflow.Approve returned, as the approve API does) to the held call's response reaching the client; the last column counts from the start of the approve call. Approve wakes the held call as soon as the grant exists and then writes its audit event, so a call can be released before Approve returns (negative latencies from the commit): the column from the approve call's start is the bound to read. The client runs in a child process; the Airlock process's RSS also holds the small fake upstream and STS (and, with two replicas, both replicas).")
 	fmt.Println()
 }

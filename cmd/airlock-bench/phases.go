@@ -192,8 +192,9 @@ type heldResult struct {
 	err                     string
 }
 
-// runHeld holds n calls on holdOn, approves them all on approveOn, and measures.
-func runHeld(label string, holdOn, approveOn *airlockInstance, n, approvers int, rate float64) heldResult {
+// runHeld holds n calls on holdOn, approves them all on approveOn, and measures. With a
+// profile directory, the approve-and-release part is profiled (startProfiles) into it.
+func runHeld(label string, holdOn, approveOn *airlockInstance, n, approvers int, rate float64, profile string) heldResult {
 	ctx := context.Background()
 	res := heldResult{label: label, n: n}
 	alice := authn.Identity{Subject: "alice", Email: "alice@example.com", Groups: []string{"engineers"}}
@@ -267,6 +268,13 @@ func runHeld(label string, holdOn, approveOn *airlockInstance, n, approvers int,
 	approveCommit := make([]int64, n)
 	next := atomic.Int64{}
 	var awg sync.WaitGroup
+	stopProfiles := func() {}
+	if profile != "" {
+		if stopProfiles, err = startProfiles(profile); err != nil {
+			res.err = err.Error()
+			return res
+		}
+	}
 	a0 := time.Now()
 	// With a rate, approvals are paced (as people approve): release latency is then the
 	// mechanism's, not the queue of thousands of approvals landing in the same instant.
@@ -305,6 +313,7 @@ func runHeld(label string, holdOn, approveOn *airlockInstance, n, approvers int,
 	awg.Wait()
 	res.approveSecs = time.Since(a0).Seconds()
 	wg.Wait()
+	stopProfiles()
 	for i := 0; i < n; i++ {
 		if status[i] == 204 && approveCommit[i] != 0 {
 			res.released++
