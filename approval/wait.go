@@ -13,8 +13,9 @@ var errClosed = errors.New("approval workflow closed")
 // the configured hold.wait), or ctx is done, and returns the request as it then stands: still
 // pending after a timeout, with ctx.Err() when ctx ended. Waking up is by the store's pub/sub,
 // so an approval on any replica releases the call at once; the request is re-read from the
-// store after every wake-up. An approval does not spend the grant: the released call does, by
-// UseGrant, and that counts as one of its uses.
+// store after every wake-up. Should a wake-up message be lost, the process's sweep (every
+// Recheck) wakes the call once its request has left the pending set. An approval does not
+// spend the grant: the released call does, by UseGrant, and that counts as one of its uses.
 func (w *Workflow) Wait(ctx context.Context, id string, maxWait time.Duration) (*Request, error) {
 	if maxWait <= 0 {
 		maxWait = w.cfg.Wait
@@ -34,14 +35,10 @@ func (w *Workflow) Wait(ctx context.Context, id string, maxWait time.Duration) (
 	// Expiry needs no message: the waiter notices it when the request's time is up.
 	expiry := time.NewTimer(max(r.ExpiresAt.Sub(w.now()), 0) + time.Millisecond)
 	defer expiry.Stop()
-	recheck := time.NewTimer(w.jitteredRecheck())
-	defer recheck.Stop()
 	for {
 		select {
 		case <-wake:
 		case <-expiry.C:
-		case <-recheck.C:
-			recheck.Reset(w.jitteredRecheck())
 		case <-deadline.C:
 			return r, nil
 		case <-w.stop:
@@ -60,7 +57,7 @@ func (w *Workflow) Wait(ctx context.Context, id string, maxWait time.Duration) (
 	}
 }
 
-// jitteredRecheck spreads the safety re-reads of many waiters over time (±25%).
+// jitteredRecheck spreads the sweeps of several replicas over time (±25%).
 func (w *Workflow) jitteredRecheck() time.Duration {
 	d := w.cfg.Recheck
 	return d - d/4 + rand.N(d/2+1)
@@ -80,8 +77,9 @@ func (w *Workflow) addWaiter(ctx context.Context, id string) (<-chan struct{}, f
 			return nil, nil, err
 		}
 		w.subscribed = true
-		w.wg.Add(1)
+		w.wg.Add(2)
 		go w.demultiplex(sub)
+		go w.sweep()
 	}
 	ch := make(chan struct{}, 1)
 	set := w.waiters[id]
@@ -152,7 +150,20 @@ func (w *Workflow) dispatch(sub subscription) {
 func (w *Workflow) wake(id string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for ch := range w.waiters[id] {
+	wakeEach(w.waiters[id])
+}
+
+func (w *Workflow) wakeAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, set := range w.waiters {
+		wakeEach(set)
+	}
+}
+
+// wakeEach wakes the waiters of one request; call it with w.mu held.
+func wakeEach(set map[chan struct{}]struct{}) {
+	for ch := range set {
 		select {
 		case ch <- struct{}{}:
 		default: // already has a wake-up pending
@@ -160,15 +171,53 @@ func (w *Workflow) wake(id string) {
 	}
 }
 
-func (w *Workflow) wakeAll() {
+// sweep is the safety net under pub/sub, in case a wake-up message was lost: every Recheck
+// (jittered) it reads the pending set once and wakes the local waiters whose request has left
+// it (approved, denied or expired), so that they re-read it. One store read per interval for
+// the whole process, however many calls wait: a re-read per waiting call and interval was, with
+// 10,000 held calls, a thousand store reads a second competing with the releases.
+func (w *Workflow) sweep() {
+	defer w.wg.Done()
+	t := time.NewTimer(w.jitteredRecheck())
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+		}
+		w.wakeDecided()
+		t.Reset(w.jitteredRecheck())
+	}
+}
+
+// wakeDecided wakes the local waiters of requests that are no longer in the pending set. A
+// decided request leaves the set when it is decided (closeOpen), or at the latest when the
+// janitor (Run) finds it decided. When the set cannot be read, nobody is woken: the waiters
+// keep waiting and the next sweep tries again.
+func (w *Workflow) wakeDecided() {
+	w.mu.Lock()
+	idle := len(w.waiters) == 0
+	w.mu.Unlock()
+	if idle {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Recheck)
+	ids, err := w.st.SMembers(ctx, keyPending)
+	cancel()
+	if err != nil {
+		w.log.Warn("sweep waiting calls: read pending requests", "error", err)
+		return
+	}
+	pending := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		pending[id] = struct{}{}
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, set := range w.waiters {
-		for ch := range set {
-			select {
-			case ch <- struct{}{}:
-			default:
-			}
+	for id, set := range w.waiters {
+		if _, ok := pending[id]; !ok {
+			wakeEach(set)
 		}
 	}
 }

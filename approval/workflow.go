@@ -74,8 +74,9 @@ type WorkflowConfig struct {
 	Logger    *slog.Logger
 	// Retention is how long decided and expired requests stay readable (default 7 days).
 	Retention time.Duration
-	// Recheck is the safety re-read interval of a waiting call, in case a wake-up message was
-	// lost (default 10s, jittered). Wake-ups normally come by pub/sub.
+	// Recheck is the interval of the safety sweep that wakes waiting calls whose request was
+	// decided, in case a wake-up message was lost (default 10s, jittered). Wake-ups normally
+	// come by pub/sub.
 	Recheck time.Duration
 	// JanitorInterval is how often Run expires overdue requests (default 30s).
 	JanitorInterval time.Duration
@@ -130,6 +131,12 @@ type Workflow struct {
 	closed     bool
 	stop       chan struct{}
 	wg         sync.WaitGroup
+
+	// What the janitor (expireDue) remembers between its passes: when each pending request
+	// it has read expires (a request's expiry never changes), and how many passes it made.
+	janitorMu     sync.Mutex
+	expiresAt     map[string]time.Time
+	janitorPasses int
 }
 
 // NewWorkflow returns a workflow; call Close when done (it owns the subscription goroutine).
@@ -138,12 +145,13 @@ func NewWorkflow(cfg WorkflowConfig) (*Workflow, error) {
 		return nil, err
 	}
 	return &Workflow{
-		cfg:     cfg,
-		st:      cfg.Store,
-		now:     cfg.Now,
-		log:     cfg.Logger,
-		waiters: map[string]map[chan struct{}]struct{}{},
-		stop:    make(chan struct{}),
+		cfg:       cfg,
+		st:        cfg.Store,
+		now:       cfg.Now,
+		log:       cfg.Logger,
+		waiters:   map[string]map[chan struct{}]struct{}{},
+		stop:      make(chan struct{}),
+		expiresAt: map[string]time.Time{},
 	}, nil
 }
 
@@ -260,9 +268,17 @@ func (w *Workflow) Get(ctx context.Context, id string) (*Request, error) {
 	return r, nil
 }
 
-func (w *Workflow) read(ctx context.Context, id string) (*Request, error) {
+// validID refuses what newID never makes and could reach other keys.
+func validID(id string) error {
 	if id == "" || strings.ContainsAny(id, ":/ ") {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return nil
+}
+
+func (w *Workflow) read(ctx context.Context, id string) (*Request, error) {
+	if err := validID(id); err != nil {
+		return nil, err
 	}
 	b, err := w.st.Get(ctx, keyRequest+id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -282,8 +298,12 @@ func (w *Workflow) read(ctx context.Context, id string) (*Request, error) {
 var errUnchanged = errors.New("unchanged")
 
 // update applies fn to the stored request atomically. fn may run more than once. When fn
-// returns errUnchanged, update returns the request as read and a nil error.
+// returns errUnchanged, update returns the request as read and a nil error; on any other error,
+// the request as last read (nil when it could not be read) and the error.
 func (w *Workflow) update(ctx context.Context, id string, fn func(r *Request) error) (*Request, error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
 	var out *Request
 	err := w.st.Update(ctx, keyRequest+id, func(old []byte) ([]byte, time.Duration, error) {
 		out = nil
@@ -307,35 +327,30 @@ func (w *Workflow) update(ctx context.Context, id string, fn func(r *Request) er
 	if errors.Is(err, errUnchanged) {
 		return out, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, err
 }
 
 // errExpiredNow: the request turned out to be past its expiry while being approved or denied.
 var errExpiredNow = errors.New("expired")
 
 // Approve records approver's approval. When the request has enough distinct approvals it is
-// approved: the grant is created and waiting calls are released.
+// approved: the grant is created and waiting calls are released. A refusal (already decided,
+// not an approver, already approved by them) comes with the request as it stands.
+//
+// The request is read once, inside the update that checks and changes it, and waiting calls are
+// woken as soon as the grant exists, before the bookkeeping (index, audit, notification): every
+// store round trip here is one the approver and the released call wait for.
 func (w *Workflow) Approve(ctx context.Context, id string, approver authn.Identity, comment string) (*Request, error) {
-	r, err := w.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if r.State != StatePending {
-		return r, fmt.Errorf("%w: %s is %s", ErrAlreadyDecided, id, r.State)
-	}
-	if err := r.CheckApprover(approver); err != nil {
-		return r, err
-	}
 	now := w.now()
-	r, err = w.update(ctx, id, func(r *Request) error {
+	r, err := w.update(ctx, id, func(r *Request) error {
 		if r.State != StatePending {
 			return fmt.Errorf("%w: %s is %s", ErrAlreadyDecided, id, r.State)
 		}
 		if !now.Before(r.ExpiresAt) {
 			return errExpiredNow
+		}
+		if err := r.CheckApprover(approver); err != nil {
+			return err
 		}
 		if r.ApprovedBy(approver.Subject) {
 			return ErrAlreadyApproved
@@ -356,7 +371,7 @@ func (w *Workflow) Approve(ctx context.Context, id string, approver authn.Identi
 		return r, fmt.Errorf("%w: %s is %s", ErrAlreadyDecided, id, r.State)
 	}
 	if err != nil {
-		return nil, err
+		return r, err
 	}
 	step := StepApprovalAdded
 	if r.State == StateApproved {
@@ -367,9 +382,11 @@ func (w *Workflow) Approve(ctx context.Context, id string, approver authn.Identi
 			w.log.Error("approved request has no grant", "request_id", id, "error", err)
 			return r, fmt.Errorf("approve %s: create grant: %w", id, err)
 		}
-		w.closeOpen(ctx, r)
 	}
 	w.publish(ctx, id)
+	if r.State == StateApproved {
+		w.closeOpen(ctx, r)
+	}
 	w.record(ctx, r, step, func(e *audit.Event) {
 		e.Approvers = []string{personOf(approver).Name()}
 		e.Comment = comment
@@ -386,26 +403,20 @@ func (w *Workflow) Approve(ctx context.Context, id string, approver authn.Identi
 }
 
 // Deny denies a pending request; the waiting call is released at once with the comment.
-// Approvers may deny, and so may the requester (withdrawing the request).
+// Approvers may deny, and so may the requester (withdrawing the request). As with Approve, the
+// request is read once, and a refusal comes with the request as it stands.
 func (w *Workflow) Deny(ctx context.Context, id string, by authn.Identity, comment string) (*Request, error) {
-	r, err := w.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if r.State != StatePending {
-		return r, fmt.Errorf("%w: %s is %s", ErrAlreadyDecided, id, r.State)
-	}
-	if err := r.CheckDenier(by); err != nil {
-		return r, err
-	}
 	now := w.now()
 	denier := personOf(by)
-	r, err = w.update(ctx, id, func(r *Request) error {
+	r, err := w.update(ctx, id, func(r *Request) error {
 		if r.State != StatePending {
 			return fmt.Errorf("%w: %s is %s", ErrAlreadyDecided, id, r.State)
 		}
 		if !now.Before(r.ExpiresAt) {
 			return errExpiredNow
+		}
+		if err := r.CheckDenier(by); err != nil {
+			return err
 		}
 		r.State, r.DecidedAt, r.DeniedBy, r.Comment = StateDenied, now, &denier, comment
 		return nil
@@ -418,10 +429,10 @@ func (w *Workflow) Deny(ctx context.Context, id string, by authn.Identity, comme
 		return r, fmt.Errorf("%w: %s is %s", ErrAlreadyDecided, id, r.State)
 	}
 	if err != nil {
-		return nil, err
+		return r, err
 	}
-	w.closeOpen(ctx, r)
 	w.publish(ctx, id)
+	w.closeOpen(ctx, r)
 	w.record(ctx, r, StepDenied, func(e *audit.Event) {
 		e.Decision = Deny.String()
 		e.Approvers = []string{denier.Name()}
@@ -450,8 +461,8 @@ func (w *Workflow) expire(ctx context.Context, id string) (*Request, error) {
 		return nil, err
 	}
 	if changed {
-		w.closeOpen(ctx, r)
 		w.publish(ctx, id)
+		w.closeOpen(ctx, r)
 		w.record(ctx, r, StepExpired, func(e *audit.Event) { e.Decision = Deny.String() })
 		w.notify(EventExpired, r)
 		w.log.Info("request expired", "request_id", id)
@@ -611,23 +622,50 @@ func (w *Workflow) Run(ctx context.Context) error {
 	}
 }
 
+// janitorFullPass: every this many passes the janitor re-reads every pending request, not
+// only those that are due or new.
+const janitorFullPass = 10
+
 // expireDue expires every pending request past its expiry, and drops index entries of
-// requests that are gone.
+// requests that are gone or decided. It reads only the requests that are new to it or due
+// (it remembers the expiry of those it read), and every request on every janitorFullPass-th
+// pass: re-reading 10,000 pending requests every interval on every replica competed with the
+// approvals and releases. The full pass is what drops the index entry of a request decided by a
+// replica that stopped before unindexing it (closeOpen).
 func (w *Workflow) expireDue(ctx context.Context) error {
 	ids, err := w.st.SMembers(ctx, keyPending)
 	if err != nil {
 		return err
 	}
+	w.janitorMu.Lock()
+	defer w.janitorMu.Unlock()
+	full := w.janitorPasses%janitorFullPass == 0
+	w.janitorPasses++
+	now := w.now()
+	listed := make(map[string]struct{}, len(ids))
 	var errs []error
 	for _, id := range ids {
+		listed[id] = struct{}{}
+		if exp, ok := w.expiresAt[id]; ok && !full && now.Before(exp) {
+			continue
+		}
 		r, err := w.Get(ctx, id)
 		switch {
 		case errors.Is(err, ErrNotFound):
 			_ = w.st.SRem(ctx, keyPending, id)
+			delete(w.expiresAt, id)
 		case err != nil:
 			errs = append(errs, err)
 		case r.State != StatePending:
 			_ = w.st.SRem(ctx, keyPending, id)
+			delete(w.expiresAt, id)
+		default:
+			w.expiresAt[id] = r.ExpiresAt
+		}
+	}
+	for id := range w.expiresAt {
+		if _, ok := listed[id]; !ok {
+			delete(w.expiresAt, id)
 		}
 	}
 	return errors.Join(errs...)
