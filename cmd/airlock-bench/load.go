@@ -126,11 +126,17 @@ func (r loadResult) merge(o loadResult) loadResult {
 		r.firstErr = o.firstErr
 	}
 	r.elapsed += o.elapsed
-	r.latencies = append(r.latencies, o.latencies...)
-	slices.Sort(r.latencies)
+	r.latencies = mergeSorted(r.latencies, o.latencies)
 	r.cpu += o.cpu
 	r.mallocs += o.mallocs
 	return r
+}
+
+// mergeSorted adds the samples of another turn to sorted samples, keeping them sorted.
+func mergeSorted(into, more []time.Duration) []time.Duration {
+	into = append(into, more...)
+	slices.Sort(into)
+	return into
 }
 
 func (r loadResult) throughput() float64 { return float64(r.calls) / r.elapsed.Seconds() }

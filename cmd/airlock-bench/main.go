@@ -3,8 +3,9 @@
 // re-signing reverse proxy (the floor for any SigV4 re-signing proxy), client → Airlock wired as
 // `airlock serve` wires it — against a local upstream that verifies SigV4 like AWS, and prints
 // throughput, latency percentiles, the ratios between the modes, Airlock's CPU and allocations
-// per call, 64 MiB streamed transfers, a cold-cache credential minting burst and many calls held
-// for approval at once. The output is Markdown (bench/RESULTS.md is one run of it).
+// per call, latency at a fixed moderate rate (open loop), 64 MiB streamed transfers, a
+// cold-cache credential minting burst and many calls held for approval at once. The output is
+// Markdown (bench/RESULTS.md is one run of it).
 //
 //	go run ./cmd/airlock-bench -duration 20s -concurrency 16 [-redis redis://127.0.0.1:6379/0 -replicas 2] [-held 10000]
 package main
@@ -35,6 +36,7 @@ type options struct {
 	rounds           int
 	redisURL         string
 	replicas         int
+	rate             float64
 	held             int
 	approvers        int
 	approveRate      float64
@@ -52,13 +54,14 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 4, "the modes take turns this many times (duration split between the turns), so background load on the machine hits every mode alike")
 	flag.StringVar(&o.redisURL, "redis", "", "also run Airlock on this Redis (redis://host:port/db); its keys get a unique prefix")
 	flag.IntVar(&o.replicas, "replicas", 1, "with -redis: Airlock replicas for the held-calls and minting runs (2: calls held on one, approved on the other)")
+	flag.Float64Var(&o.rate, "rate", 500, "calls per second of the fixed-rate (open-loop) pass, run for -duration per mode in -rounds turns, latency counted from each call's due time (0 = skip)")
 	flag.IntVar(&o.held, "held", 1000, "calls to hold for approval at once (0 = skip)")
 	flag.IntVar(&o.approvers, "approvers", 4, "concurrent approvers releasing the held calls")
 	flag.Float64Var(&o.approveRate, "approve-rate", 500, "approvals per second when releasing held calls (0 = as fast as the approvers go)")
 	flag.IntVar(&o.burst, "burst", 1000, "concurrent calls of the cold-cache minting burst (0 = skip)")
 	flag.StringVar(&o.profile, "profile", "", "write pprof CPU, heap, block and mutex profiles of the Airlock load passes to this directory (memory/ and redis/; the 64 MiB transfers under transfer/; the approve-and-release part of the held-calls runs under held-memory/ and held-redis/)")
 	flag.DurationVar(&o.soak, "soak", 0, "after the other phases, drive Airlock (memory store) this long and sample its memory (0 = skip)")
-	flag.StringVar(&o.skip, "skip", "", "comma-separated phases to skip: transfer,load,burst,held")
+	flag.StringVar(&o.skip, "skip", "", "comma-separated phases to skip: transfer,load,rate,burst,held")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: airlock-bench [flags]\n\nMeasures Airlock against a direct call and a plain re-signing proxy, on loopback.\n\n")
 		flag.PrintDefaults()
@@ -214,6 +217,7 @@ func run(o options) error {
 		printTransfers(trs)
 	}
 
+	capacity := map[string]float64{} // closed-loop calls/s of each mode, for the fixed-rate pass
 	if !o.skipped("load") {
 		results := make([]loadResult, len(modes))
 		rounds := max(o.rounds, 1)
@@ -235,9 +239,28 @@ func run(o options) error {
 			}
 		}
 		printLoad(o, results)
+		for _, r := range results {
+			capacity[r.mode] = r.throughput()
+		}
 		if n := up.refused.Load(); n > 0 {
 			fmt.Printf("\n**The upstream refused %d signatures** (last: %v).\n", n, up.lastErr.Load())
 		}
+	}
+
+	if !o.skipped("rate") && o.rate > 0 {
+		results := make([]rateResult, len(modes))
+		rounds := max(o.rounds, 1)
+		for round := 0; round < rounds; round++ {
+			for i, m := range modes {
+				logf("fixed-rate round %d/%d: %s for %s at %.0f calls/s", round+1, rounds, m.name, o.duration/time.Duration(rounds), o.rate)
+				// Open loop: more calls may be in flight than the closed loop's workers; keep
+				// their connections instead of opening new ones.
+				c := *m.c
+				c.http = newHTTPClient(256)
+				results[i] = results[i].merge(runRate(m.name, &c, o.rate, o.warmup, o.duration/time.Duration(rounds)))
+			}
+		}
+		printRate(o, results, capacity)
 	}
 
 	if o.soak > 0 {
