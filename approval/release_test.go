@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -236,4 +237,65 @@ func TestJanitorRereadsOnlyDueNewAndOnFullPasses(t *testing.T) {
 	if n := f.auditor.count(StepExpired); n != 5 {
 		t.Errorf("%d expired events, want 5", n)
 	}
+}
+
+func TestRepeatedCallsAfterADecisionShareOneNewRequest(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	d := holdRule(1, 1, ScopeResource, false)
+	in := terminateInput(alice, "i-1")
+	open := keyOpen + sameCall(in.Identity.Subject, in.Target, in.Action.IAMAction, in.Action.Resource)
+	first, err := f.wf.Hold(ctx, in, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.wf.Approve(ctx, first.ID, sam, ""); err != nil {
+		t.Fatal(err)
+	}
+	if g, ok, err := f.wf.UseGrant(ctx, in); err != nil || !ok || g.RequestID != first.ID {
+		t.Fatalf("UseGrant = %+v %v %v", g, ok, err)
+	}
+	// The decision left the index entry; the next holds take it over, all onto one request.
+	if id, err := f.store.Get(ctx, open); err != nil || string(id) != first.ID {
+		t.Fatalf("index after the approval = %q %v, want the decided request's ID", id, err)
+	}
+	replicas := []*Workflow{f.wf, f.workflow(t)}
+	seen := concurrentHolds(t, 20, func(i int) (*Request, error) { return replicas[i%2].Hold(ctx, in, d) })
+	if len(seen) != 1 || seen[first.ID] {
+		t.Fatalf("holds after the decision made requests %v, want one new request", seen)
+	}
+	var second string
+	for id := range seen {
+		second = id
+	}
+	if id, _ := f.store.Get(ctx, open); string(id) != second {
+		t.Errorf("index = %q, want the new request %s", id, second)
+	}
+	if pending, _ := f.wf.List(ctx, "pending", sam); len(pending) != 1 || pending[0].ID != second {
+		t.Errorf("pending = %d requests, want only %s", len(pending), second)
+	}
+}
+
+// concurrentHolds runs hold n times at once and returns the request IDs they got.
+func concurrentHolds(t *testing.T, n int, hold func(i int) (*Request, error)) map[string]bool {
+	t.Helper()
+	ids := make(chan string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			r, err := hold(i)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids <- r.ID
+		})
+	}
+	wg.Wait()
+	close(ids)
+	seen := map[string]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	return seen
 }

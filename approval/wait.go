@@ -192,7 +192,7 @@ func (w *Workflow) sweep() {
 }
 
 // wakeDecided wakes the local waiters of requests that are no longer in the pending set. A
-// decided request leaves the set when it is decided (closeOpen), or at the latest when the
+// decided request leaves the set when it is decided (unindex), or at the latest when the
 // janitor (Run) finds it decided. When the set cannot be read, nobody is woken: the waiters
 // keep waiting and the next sweep tries again.
 func (w *Workflow) wakeDecided() {

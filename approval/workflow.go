@@ -22,7 +22,7 @@ const (
 	keyRequest = "approval:request:" // + id: JSON Request
 	keyPending = "approval:pending"  // set of pending request IDs
 	keyAll     = "approval:requests" // set of every kept request ID
-	keyOpen    = "approval:open:"    // + sameCall fingerprint: ID of the pending request
+	keyOpen    = "approval:open:"    // + sameCall fingerprint: ID of the call's latest request (pending, or decided and not yet taken over)
 	keyGrant   = "approval:grant:"   // + grantFor fingerprint: JSON Grant
 
 	// Channel carries the ID of every request whose state changed (created, approval added,
@@ -174,7 +174,7 @@ func (w *Workflow) Hold(ctx context.Context, in Input, d Decision) (*Request, er
 		return nil, fmt.Errorf("hold: decision is %s, not hold", d.Effect)
 	}
 	open := keyOpen + sameCall(in.Identity.Subject, in.Target, in.Action.IAMAction, in.Action.Resource)
-	if r, ok := w.openRequest(ctx, open); ok {
+	if r, _, ok := w.openRequest(ctx, open); ok {
 		return r, nil
 	}
 	now := w.now()
@@ -209,14 +209,14 @@ func (w *Workflow) Hold(ctx context.Context, in Input, d Decision) (*Request, er
 		return nil, fmt.Errorf("hold: %w", err)
 	}
 	if !won {
-		// A concurrent retry (maybe on another replica) got there first: use its request.
-		if other, ok := w.openRequest(ctx, open); ok {
+		other, err := w.takeOver(ctx, open, r.ID)
+		if err != nil {
+			return nil, fmt.Errorf("hold: %w", err)
+		}
+		if other != nil {
+			// A concurrent retry (maybe on another replica) got there first: use its request.
 			_ = w.st.Delete(ctx, keyRequest+r.ID)
 			return other, nil
-		}
-		// The index pointed at a request that is no longer pending: take it over.
-		if err := w.st.Set(ctx, open, []byte(r.ID), w.cfg.RequestTTL); err != nil {
-			return nil, fmt.Errorf("hold: %w", err)
 		}
 	}
 	if err := w.st.SAdd(ctx, keyPending, r.ID); err != nil {
@@ -232,17 +232,48 @@ func (w *Workflow) Hold(ctx context.Context, in Input, d Decision) (*Request, er
 	return r, nil
 }
 
-// openRequest returns the pending request the dedupe index points at, if it is still pending.
-func (w *Workflow) openRequest(ctx context.Context, openKey string) (*Request, bool) {
+// openRequest returns the request the dedupe index points at, if it is still pending, and the
+// ID the index holds ("" when it holds none).
+func (w *Workflow) openRequest(ctx context.Context, openKey string) (*Request, string, bool) {
 	id, err := w.st.Get(ctx, openKey)
 	if err != nil {
-		return nil, false
+		return nil, "", false
 	}
 	r, err := w.Get(ctx, string(id))
 	if err != nil || r.State != StatePending {
-		return nil, false
+		return nil, string(id), false
 	}
-	return r, true
+	return r, string(id), true
+}
+
+// errIndexMoved aborts a take-over of the dedupe index that another hold changed meanwhile.
+var errIndexMoved = errors.New("dedupe index moved")
+
+// maxTakeOver bounds the take-over attempts of one hold.
+const maxTakeOver = 5
+
+// takeOver points the dedupe index openKey at id, unless it points at a request that is still
+// pending, which it returns instead. A decided request leaves its index entry behind (unindex
+// does not delete it: that compare-and-delete was a store transaction on every decision), so
+// this is how a call held again after a decision gets a new request. The swap is a
+// compare-and-set, so concurrent holds of one call still end up on one request.
+func (w *Workflow) takeOver(ctx context.Context, openKey, id string) (*Request, error) {
+	for range maxTakeOver {
+		other, current, ok := w.openRequest(ctx, openKey)
+		if ok {
+			return other, nil
+		}
+		err := w.st.Update(ctx, openKey, func(old []byte) ([]byte, time.Duration, error) {
+			if string(old) != current {
+				return nil, 0, errIndexMoved
+			}
+			return []byte(id), w.cfg.RequestTTL, nil
+		})
+		if !errors.Is(err, errIndexMoved) {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("take over the pending request of a repeated call: %w", store.ErrConflict)
 }
 
 // keep is how long the store keeps a request record: past its expiry (so that the expiry is
@@ -385,7 +416,7 @@ func (w *Workflow) Approve(ctx context.Context, id string, approver authn.Identi
 	}
 	w.publish(ctx, id)
 	if r.State == StateApproved {
-		w.closeOpen(ctx, r)
+		w.unindex(ctx, r)
 	}
 	w.record(ctx, r, step, func(e *audit.Event) {
 		e.Approvers = []string{personOf(approver).Name()}
@@ -432,7 +463,7 @@ func (w *Workflow) Deny(ctx context.Context, id string, by authn.Identity, comme
 		return r, err
 	}
 	w.publish(ctx, id)
-	w.closeOpen(ctx, r)
+	w.unindex(ctx, r)
 	w.record(ctx, r, StepDenied, func(e *audit.Event) {
 		e.Decision = Deny.String()
 		e.Approvers = []string{denier.Name()}
@@ -462,7 +493,7 @@ func (w *Workflow) expire(ctx context.Context, id string) (*Request, error) {
 	}
 	if changed {
 		w.publish(ctx, id)
-		w.closeOpen(ctx, r)
+		w.unindex(ctx, r)
 		w.record(ctx, r, StepExpired, func(e *audit.Event) { e.Decision = Deny.String() })
 		w.notify(EventExpired, r)
 		w.log.Info("request expired", "request_id", id)
@@ -470,20 +501,10 @@ func (w *Workflow) expire(ctx context.Context, id string) (*Request, error) {
 	return r, nil
 }
 
-// closeOpen takes a decided request out of the pending set and the dedupe index (if the index
-// still points at it: a newer request may have taken over).
-func (w *Workflow) closeOpen(ctx context.Context, r *Request) {
+// unindex takes a decided request out of the pending set. Its dedupe index entry stays until
+// the next hold of the same call takes it over (takeOver) or it expires with the request TTL.
+func (w *Workflow) unindex(ctx context.Context, r *Request) {
 	if err := w.st.SRem(ctx, keyPending, r.ID); err != nil {
-		w.log.Warn("unindex pending request", "request_id", r.ID, "error", err)
-	}
-	open := keyOpen + sameCall(r.Requester.Subject, r.Target, r.Action.IAMAction, r.Action.Resource)
-	err := w.st.Update(ctx, open, func(old []byte) ([]byte, time.Duration, error) {
-		if string(old) != r.ID {
-			return nil, 0, errUnchanged
-		}
-		return nil, 0, nil
-	})
-	if err != nil && !errors.Is(err, errUnchanged) {
 		w.log.Warn("unindex pending request", "request_id", r.ID, "error", err)
 	}
 }
@@ -631,7 +652,7 @@ const janitorFullPass = 10
 // (it remembers the expiry of those it read), and every request on every janitorFullPass-th
 // pass: re-reading 10,000 pending requests every interval on every replica competed with the
 // approvals and releases. The full pass is what drops the index entry of a request decided by a
-// replica that stopped before unindexing it (closeOpen).
+// replica that stopped before unindexing it.
 func (w *Workflow) expireDue(ctx context.Context) error {
 	ids, err := w.st.SMembers(ctx, keyPending)
 	if err != nil {

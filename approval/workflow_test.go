@@ -506,24 +506,7 @@ func TestHoldDeduplicatesRetries(t *testing.T) {
 		t.Fatalf("retry after denial reused the decided request")
 	}
 	// Concurrent retries end up on one request.
-	ids := make(chan string, 20)
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() {
-			r, err := f.wf.Hold(ctx, terminateInput(alice, "i-9"), d)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			ids <- r.ID
-		})
-	}
-	wg.Wait()
-	close(ids)
-	seen := map[string]bool{}
-	for id := range ids {
-		seen[id] = true
-	}
+	seen := concurrentHolds(t, 20, func(int) (*Request, error) { return f.wf.Hold(ctx, terminateInput(alice, "i-9"), d) })
 	if len(seen) != 1 {
 		t.Errorf("concurrent retries made %d requests", len(seen))
 	}
