@@ -33,10 +33,14 @@ const (
 	defaultAsyncBuffer  = 8192
 	defaultCloseTimeout = 5 * time.Second
 	liveBuffer          = 256
-	// maxLiveBatch and maxLiveBatchBytes bound one live message: the dispatcher publishes
-	// what is queued when it gets to it as one message, rather than one message per event.
+	// liveLinger, maxLiveBatch and maxLiveBatchBytes bound one live message: the dispatcher
+	// publishes the events of up to liveLinger as one message, rather than one message per
+	// event. Other replicas' subscribers see an event up to liveLinger later.
+	liveLinger        = 5 * time.Millisecond
 	maxLiveBatch      = 256
 	maxLiveBatchBytes = 256 << 10
+	// nonceLen is the length of the random prefix of this Log's live messages.
+	nonceLen = 8
 	// livePublishTimeout bounds one live publish.
 	livePublishTimeout = 2 * time.Second
 	// maxGroup bounds the events one group commit appends.
@@ -181,7 +185,7 @@ type Log struct {
 
 	async       chan asyncItem
 	asyncDone   chan struct{}
-	nonce       [8]byte // tells this Log's pub/sub messages from other replicas'
+	nonce       [nonceLen]byte // tells this Log's pub/sub messages from other replicas'
 	liveChannel string
 	live        bool // cross-replica live fan-out
 	liveSub     store.Subscription
@@ -387,15 +391,20 @@ func (l *Log) primaryFailed(err error) {
 }
 
 // dispatch feeds the secondary sinks in order, one goroutine per Log. Stdout, the webhook and
-// local subscribers get each event; other replicas get what is queued by the time the
-// dispatcher gets to it (up to maxLiveBatch events) as one published message: the nonce, then
-// one line per event. Under load that is one store round trip for many events.
+// local subscribers get each event as it comes. Other replicas get the events of up to
+// liveLinger (at most maxLiveBatch events) as one published message, the nonce, then one line
+// per event: under load one store round trip for many events, instead of one each.
 func (l *Log) dispatch() {
 	defer close(l.asyncDone)
 	var msg []byte
 	publishCtx := leasedContext{parent: l.bg, timeout: livePublishTimeout}
+	linger := time.NewTimer(liveLinger)
+	linger.Stop()
 	for it := range l.async {
 		msg = append(msg[:0], l.nonce[:]...)
+		if l.live {
+			linger.Reset(liveLinger)
+		}
 		n := 0
 		for {
 			n++
@@ -407,15 +416,23 @@ func (l *Log) dispatch() {
 				break
 			}
 			var more bool
-			select {
-			case it, more = <-l.async:
-			default:
+			if l.live {
+				select {
+				case it, more = <-l.async:
+				case <-linger.C:
+				}
+			} else {
+				select {
+				case it, more = <-l.async:
+				default:
+				}
 			}
-			if !more { // nothing queued, or closed
+			if !more { // the batch is complete, or the Log closed
 				break
 			}
 		}
 		if l.live {
+			linger.Stop()
 			if err := l.cfg.Store.Publish(publishCtx.get(), l.liveChannel, msg); err != nil {
 				l.stats.publishFailures.Add(uint64(n))
 			}
