@@ -60,7 +60,7 @@ func main() {
 	flag.Float64Var(&o.approveRate, "approve-rate", 500, "approvals per second when releasing held calls (0 = as fast as the approvers go)")
 	flag.IntVar(&o.burst, "burst", 1000, "concurrent calls of the cold-cache minting burst (0 = skip)")
 	flag.StringVar(&o.profile, "profile", "", "write pprof CPU, heap, block and mutex profiles of the Airlock load passes to this directory (memory/ and redis/; the 64 MiB transfers under transfer/; the approve-and-release part of the held-calls runs under held-memory/ and held-redis/)")
-	flag.DurationVar(&o.soak, "soak", 0, "after the other phases, drive Airlock (memory store) this long and sample its memory (0 = skip)")
+	flag.DurationVar(&o.soak, "soak", 0, "after the other phases, drive each Airlock (memory store, then Redis with -redis) this long and sample the process's memory (0 = skip)")
 	flag.StringVar(&o.skip, "skip", "", "comma-separated phases to skip: transfer,load,rate,burst,held")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: airlock-bench [flags]\n\nMeasures Airlock against a direct call and a plain re-signing proxy, on loopback.\n\n")
@@ -264,8 +264,10 @@ func run(o options) error {
 	}
 
 	if o.soak > 0 {
-		logf("soak: airlock (memory store) for %s", o.soak)
-		printSoak(o, runSoak(modes[2].c, o.concurrency, o.soak))
+		for _, m := range modes[2:] { // the Airlock modes: memory store, then Redis when given
+			logf("soak: %s for %s", m.name, o.soak)
+			printSoak(o, m.name, runSoak(m.c, o.concurrency, o.soak))
+		}
 	}
 
 	if !o.skipped("burst") && o.burst > 0 {
@@ -432,15 +434,19 @@ func printTransfers(ts []transferResult) {
 	fmt.Println()
 }
 
-func printSoak(o options, samples []soakSample) {
-	fmt.Printf("### Soak: Airlock (memory store) under the control-plane workload for %s, concurrency %d\n\n", o.soak, o.concurrency)
+func printSoak(o options, mode string, samples []soakSample) {
+	fmt.Printf("### Soak: %s under the control-plane workload for %s, concurrency %d\n\n", mode, o.soak, o.concurrency)
 	fmt.Println("| elapsed | calls so far | process RSS MiB | Go heap in use MiB | goroutines |")
 	fmt.Println("|---:|---:|---:|---:|---:|")
 	for _, s := range samples {
 		fmt.Printf("| %s | %d | %.0f | %.0f | %d |\n", s.at.Round(time.Second), s.calls, float64(s.rssKB)/1024, float64(s.heap)/(1<<20), s.goroutines)
 	}
 	fmt.Println()
-	fmt.Println("The in-memory store keeps the newest 100,000 audit events (about 50,000 calls), so memory rises until the stream is full and must stay flat after that.")
+	if strings.Contains(mode, "memory") {
+		fmt.Println("The in-memory store keeps the newest 100,000 audit events (about 50,000 calls), so memory rises until the stream is full and must stay flat after that.")
+	} else {
+		fmt.Println("On Redis the audit stream lives in redis-server, not in this process.")
+	}
 	fmt.Println()
 }
 
