@@ -256,6 +256,15 @@ func TestE2EAWSCLIThroughAirlock(t *testing.T) {
 				if b, _ := os.ReadFile(dst); string(b) != "hello through airlock\n" {
 					t.Errorf("downloaded %q", b)
 				}
+				// A key that needs escaping in the path (space, plus, non-ASCII): S3 paths are
+				// signed as sent, not escaped twice, or MinIO refuses the signature.
+				odd := "reports/q1 2026+final-Übersicht.txt"
+				run("s3", "cp", src, "s3://"+bucket+"/"+odd)
+				oddDst := filepath.Join(t.TempDir(), "odd.txt")
+				run("s3", "cp", "s3://"+bucket+"/"+odd, oddDst)
+				if b, _ := os.ReadFile(oddDst); string(b) != "hello through airlock\n" {
+					t.Errorf("downloaded %q for key %q", b, odd)
+				}
 
 				// A delete is held: the CLI gets AccessDenied naming the approval URL.
 				out, err := e.awsCLI(cli, "s3", "rm", "s3://"+bucket+"/hello.txt")
