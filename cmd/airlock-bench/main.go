@@ -28,6 +28,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/airlockhq/airlock/authn"
+	redisstore "github.com/airlockhq/airlock/store/redis"
 )
 
 type options struct {
@@ -149,6 +150,11 @@ func run(o options) error {
 	defer closePlain()
 
 	prefix := fmt.Sprintf("airlock-bench-%d", time.Now().Unix())
+	if o.redisURL != "" {
+		// Deferred first, so it runs last, after every instance has closed: the run's keys
+		// (audit streams of hundreds of thousands of events) do not stay behind in Redis.
+		defer cleanRedis(o.redisURL, prefix+"-")
+	}
 	mem, err := startAirlock(ctx, airlockOptions{upstreamURL: upURL, stsURL: stsURL, dir: dir, name: "memory"})
 	if err != nil {
 		return fmt.Errorf("start airlock: %w", err)
@@ -488,4 +494,22 @@ func printHeld(o options, hs []heldResult) {
 	fmt.Println()
 	fmt.Println("Release latency: from the moment the approval is committed (Workflow.Approve returned, as the approve API does) to the held call's response reaching the client; the last column counts from the start of the approve call. Approve wakes the held call as soon as the grant exists and then writes its audit event, so a call can be released before Approve returns (negative latencies from the commit): the column from the approve call's start is the bound to read. The client runs in a child process; the Airlock process's RSS also holds the small fake upstream and STS (and, with two replicas, both replicas).")
 	fmt.Println()
+}
+
+// cleanRedis deletes the keys this run wrote under prefix.
+func cleanRedis(url, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rs, err := redisstore.New(ctx, redisstore.Config{URL: url, KeyPrefix: prefix})
+	if err != nil {
+		logf("redis clean-up: %v", err)
+		return
+	}
+	defer rs.Close()
+	n, err := rs.DeleteAll(ctx)
+	if err != nil {
+		logf("redis clean-up: %v", err)
+		return
+	}
+	logf("redis clean-up: deleted the run's %d keys under %s*", n, prefix)
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -638,4 +639,70 @@ func (s *Store) Close() error {
 		return fmt.Errorf("redis close: %w", err)
 	}
 	return nil
+}
+
+// DeleteAll removes every key under this store's key prefix, with SCAN and UNLINK (on a Cluster,
+// on every master), and returns how many it removed. It is for throwaway prefixes, such as a
+// benchmark run's: never call it on the prefix of a running Airlock.
+func (s *Store) DeleteAll(ctx context.Context) (int64, error) {
+	pattern := globEscape(s.prefix) + "*"
+	var n atomic.Int64
+	del := func(ctx context.Context, c goredis.UniversalClient) error {
+		iter := c.Scan(ctx, 0, pattern, 1000).Iterator()
+		var batch []string
+		flush := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			// One UNLINK per key, pipelined: on a Cluster the keys of a batch may sit in
+			// different slots.
+			cmds, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+				for _, k := range batch {
+					p.Unlink(ctx, k)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, cmd := range cmds {
+				n.Add(cmd.(*goredis.IntCmd).Val())
+			}
+			batch = batch[:0]
+			return nil
+		}
+		for iter.Next(ctx) {
+			if batch = append(batch, iter.Val()); len(batch) == 1000 {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := iter.Err(); err != nil {
+			return err
+		}
+		return flush()
+	}
+	var err error
+	if cc, ok := s.client.(*goredis.ClusterClient); ok {
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return del(ctx, c) })
+	} else {
+		err = del(ctx, s.client)
+	}
+	if err != nil {
+		return n.Load(), fmt.Errorf("redis: delete keys under %q: %w", s.prefix, err)
+	}
+	return n.Load(), nil
+}
+
+// globEscape makes s match itself literally in a SCAN MATCH pattern.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

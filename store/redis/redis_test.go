@@ -273,3 +273,41 @@ func benchStore(b *testing.B) store.Store {
 func BenchmarkGet(b *testing.B)    { storetest.BenchmarkGet(b, benchStore(b)) }
 func BenchmarkSet(b *testing.B)    { storetest.BenchmarkSet(b, benchStore(b)) }
 func BenchmarkAppend(b *testing.B) { storetest.BenchmarkAppend(b, benchStore(b)) }
+
+func TestDeleteAllRemovesOnlyItsPrefix(t *testing.T) {
+	url := testenv.Redis(t)
+	ctx := context.Background()
+	prefix := uniquePrefix()
+	// A prefix with glob characters must match only itself.
+	s := open(t, url, prefix+"run[1]*:")
+	near := open(t, url, prefix+"run1x:") // matched by the unescaped pattern "run[1]*:*"
+	other := open(t, url, prefix+"other:")
+	for i := range 2500 {
+		if err := s.Set(ctx, fmt.Sprintf("k%d", i), []byte("v"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Append(ctx, "audit", 0, func([]byte) ([]byte, []byte, error) { return []byte("e"), []byte("h"), nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []*redis.Store{near, other} {
+		if err := o.Set(ctx, "keep", []byte("v"), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.DeleteAll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2502 { // 2,500 keys, the stream and its head
+		t.Errorf("DeleteAll removed %d keys, want 2502", n)
+	}
+	if _, err := s.Get(ctx, "k7"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a deleted key is still there: %v", err)
+	}
+	for _, o := range []*redis.Store{near, other} {
+		if v, err := o.Get(ctx, "keep"); err != nil || string(v) != "v" {
+			t.Errorf("a key under another prefix was deleted: %q, %v", v, err)
+		}
+	}
+}
