@@ -73,6 +73,10 @@ type OIDC struct {
 	AllowedDomains      []string `yaml:"allowed_domains"`
 	// ExtraAudiences are further client IDs whose ID tokens the API accepts (e.g. a CLI client).
 	ExtraAudiences []string `yaml:"extra_audiences"`
+	// SessionTTL is how long a browser session (the approval pages) lasts. A session keeps the
+	// groups it logged in with, so this bounds how long a group removed at the provider still
+	// counts there (default 12h, between 5m and 24h).
+	SessionTTL Duration `yaml:"session_ttl"`
 }
 
 // Redis switches the store from the embedded memory store to Redis.
@@ -359,6 +363,9 @@ func (c *Config) SetDefaults() {
 	if c.Creds.TTL == 0 {
 		c.Creds.TTL = Duration(time.Hour)
 	}
+	if c.OIDC.SessionTTL == 0 {
+		c.OIDC.SessionTTL = Duration(12 * time.Hour)
+	}
 	if c.Forward.OtherHosts == "" {
 		c.Forward.OtherHosts = "refuse"
 	}
@@ -396,6 +403,9 @@ func (c *Config) Validate() error {
 		if c.OIDC.ClientID == "" {
 			bad("oidc.client_id", "required when oidc.issuer is set")
 		}
+	}
+	if d := c.OIDC.SessionTTL.D(); d != 0 && (d < 5*time.Minute || d > 24*time.Hour) {
+		bad("oidc.session_ttl", "must be between 5m and 24h, got %s", d)
 	}
 	if c.Redis.URL != "" {
 		if _, err := url.Parse(c.Redis.URL); err != nil || !strings.HasPrefix(c.Redis.URL, "redis") {

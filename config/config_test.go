@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseErrorsNameKeyAndLine(t *testing.T) {
@@ -21,6 +22,8 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"unknown target in policy", "policies:\n  - name: p\n    targets: [nope]\n    decision: allow\n", []string{"policies[0].targets", "nope"}},
 		{"bad tier", "risk:\n  - actions: [\"s3:*\"]\n    tier: scary\n", []string{"risk[0].tier", "scary"}},
 		{"bad duration", "hold: {wait: soon}\n", []string{"line 1", "soon"}},
+		{"session too long", "oidc: {session_ttl: 7d}\n", []string{"oidc.session_ttl", "between 5m and 24h"}},
+		{"session too short", "oidc: {session_ttl: 1m}\n", []string{"oidc.session_ttl", "between 5m and 24h"}},
 		{"every problem at once", "targets:\n  - cloud: aws\npolicies:\n  - decision: allow\n",
 			[]string{"targets[0].name: required", "targets[0].role_arn: required", "policies[0].name: required"}},
 	}
@@ -54,6 +57,13 @@ func TestDefaults(t *testing.T) {
 	}
 	if c.Log.Format != "text" {
 		t.Errorf("dev log format = %q, want text", c.Log.Format)
+	}
+	if c.OIDC.SessionTTL.D() != 12*time.Hour {
+		t.Errorf("oidc.session_ttl default = %s, want 12h", c.OIDC.SessionTTL.D())
+	}
+	short, err := Parse([]byte("oidc: {issuer: https://idp.example.com, client_id: airlock, session_ttl: 1h}\n"))
+	if err != nil || short.OIDC.SessionTTL.D() != time.Hour {
+		t.Errorf("oidc.session_ttl 1h: %v, %v", short, err)
 	}
 }
 

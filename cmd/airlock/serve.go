@@ -246,7 +246,8 @@ func (s *server) identity(ctx context.Context) (*authn.APIAuthenticator, *authn.
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("oidc: %w", err)
 		}
-		sessions, err = authn.NewSessions(ctx, authn.SessionsConfig{OIDC: oidc, Store: s.store, PublicURL: s.cfg.PublicURL, Auditor: s.audit, Logger: s.logger})
+		sessions, err = authn.NewSessions(ctx, authn.SessionsConfig{OIDC: oidc, Store: s.store, PublicURL: s.cfg.PublicURL, Auditor: s.audit, Logger: s.logger,
+			TTL: s.cfg.OIDC.SessionTTL.D()})
 		if err != nil {
 			return nil, nil, nil, err
 		}
