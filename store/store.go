@@ -78,3 +78,19 @@ type Subscription interface {
 type BatchAppender interface {
 	AppendBatch(ctx context.Context, stream string, maxLen int64, fn func(head []byte) (entries [][]byte, newHead []byte, err error)) (ids []string, err error)
 }
+
+// AppendOne is Append done with AppendBatch and a batch of one, for stores whose one way to
+// append is their batch append.
+func AppendOne(ctx context.Context, b BatchAppender, stream string, maxLen int64, fn func(head []byte) (entry, newHead []byte, err error)) (string, error) {
+	ids, err := b.AppendBatch(ctx, stream, maxLen, func(head []byte) ([][]byte, []byte, error) {
+		entry, newHead, err := fn(head)
+		if err != nil {
+			return nil, nil, err
+		}
+		return [][]byte{entry}, newHead, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}

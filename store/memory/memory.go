@@ -393,31 +393,7 @@ func (s *Store) Subscribe(ctx context.Context, channel string) (store.Subscripti
 
 // Append implements store.Store.
 func (s *Store) Append(ctx context.Context, name string, maxLen int64, fn func(head []byte) ([]byte, []byte, error)) (string, error) {
-	if err := ctx.Err(); err != nil {
-		return "", err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.streams[name]
-	entry, head, err := fn(clone(st.headOrNil()))
-	if err != nil {
-		return "", err
-	}
-	if st == nil {
-		st = &stream{}
-		s.streams[name] = st
-	}
-	st.last = st.last.next(s.now())
-	st.entries = append(st.entries, streamEntry{id: st.last, value: cloneValue(entry)})
-	st.setHead(head)
-	if maxLen > 0 && int64(len(st.entries)) > maxLen {
-		// Reslicing (rather than copying the tail) keeps Append O(1) amortised: append
-		// reallocates, copying only the kept entries, once the capacity runs out.
-		drop := len(st.entries) - int(maxLen)
-		clear(st.entries[:drop])
-		st.entries = st.entries[drop:]
-	}
-	return st.last.String(), nil
+	return store.AppendOne(ctx, s, name, maxLen, fn)
 }
 
 // AppendBatch implements store.BatchAppender.

@@ -378,83 +378,15 @@ func (s *Store) Subscribe(ctx context.Context, channel string) (store.Subscripti
 	return sub, nil
 }
 
-// Append implements store.Store. It is one round trip in the usual case: a script appends the
-// entry and moves the head only if the head is still the one fn chained onto (the last head this
-// Store wrote or saw); if another writer moved it, the script returns the current head and fn
-// runs again on it. fn may therefore run several times.
+// Append implements store.Store as a batch of one (AppendBatch). It is one round trip in the
+// usual case: a script appends the entry and moves the head only if the head is still the one
+// fn chained onto (the last head this Store wrote or saw); if another writer moved it, the
+// script returns the current head and fn runs again on it. fn may therefore run several times.
 func (s *Store) Append(ctx context.Context, stream string, maxLen int64, fn func(head []byte) ([]byte, []byte, error)) (string, error) {
-	entriesKey, headKey := s.streamKeys(stream)
-	head, known := s.lastHead(headKey)
-	if !known {
-		v, err := s.client.Get(ctx, headKey).Bytes()
-		switch {
-		case errors.Is(err, goredis.Nil):
-			head = nil
-		case err != nil:
-			return "", fail(ctx, "append", stream, err)
-		default:
-			head = v
-		}
-	}
-	for range maxTxAttempts {
-		entry, newHead, err := fn(clone(head))
-		if err != nil {
-			return "", err
-		}
-		expectAbsent, deleteHead := "0", "0"
-		if head == nil {
-			expectAbsent = "1"
-		}
-		if newHead == nil {
-			deleteHead = "1"
-		}
-		res, err := appendScript.Run(ctx, s.client, []string{entriesKey, headKey},
-			head, entry, newHead, max(maxLen, 0), expectAbsent, deleteHead, entryField).Slice()
-		if err != nil {
-			s.forgetHead(headKey)
-			return "", fail(ctx, "append", stream, err)
-		}
-		if len(res) == 2 && res[0] == int64(1) {
-			s.rememberHead(headKey, newHead)
-			id, _ := res[1].(string)
-			return id, nil
-		}
-		if len(res) != 3 {
-			return "", fail(ctx, "append", stream, fmt.Errorf("unexpected script reply %v", res))
-		}
-		// Another writer moved the head: chain onto the current one.
-		if absent, _ := res[2].(int64); absent == 1 {
-			head = nil
-		} else {
-			h, _ := res[1].(string)
-			head = []byte(h)
-		}
-	}
-	s.forgetHead(headKey)
-	return "", store.ErrConflict
+	return store.AppendOne(ctx, s, stream, maxLen, fn)
 }
 
-// appendScript is Append's compare-and-append. KEYS: entries, head. ARGV: expected head,
-// entry, new head, max length (0 = no trim), expected absent ("1"), delete head ("1"), field.
-// Replies {1, entry ID} when appended, else {0, current head, 1 if absent}.
-var appendScript = goredis.NewScript(`
-local head = redis.call('GET', KEYS[2])
-if head == false then
-  if ARGV[5] ~= '1' then return {0, '', 1} end
-elseif ARGV[5] == '1' or head ~= ARGV[1] then
-  return {0, head, 0}
-end
-local id
-if tonumber(ARGV[4]) > 0 then
-  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', ARGV[7], ARGV[2])
-else
-  id = redis.call('XADD', KEYS[1], '*', ARGV[7], ARGV[2])
-end
-if ARGV[6] == '1' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[3]) end
-return {1, id}
-`)
-
-// AppendBatch implements store.BatchAppender like Append: one script call appends every entry
+// AppendBatch implements store.BatchAppender: one script call appends every entry
 // (one XADD each) and moves the head once, only if the head is still the one fn chained onto.
 func (s *Store) AppendBatch(ctx context.Context, stream string, maxLen int64, fn func(head []byte) ([][]byte, []byte, error)) ([]string, error) {
 	entriesKey, headKey := s.streamKeys(stream)
