@@ -314,9 +314,7 @@ func (p *Proxy) mintBearer(c *call) error {
 	defer cancel()
 	tok, _, err := m.Token(ctx, c.target)
 	if err != nil {
-		p.cfg.Logger.Error("mint failed", "request_id", c.id, "target", c.target.Name, "err", err)
-		return &cloudError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Retryable: true,
-			Message: fmt.Sprintf("Airlock could not obtain credentials for target %s (request ID %s)", c.target.Name, c.id)}
+		return p.mintFailed(c, err)
 	}
 	c.token = tok
 	return nil
@@ -325,18 +323,11 @@ func (p *Proxy) mintBearer(c *call) error {
 // rewriteBearer points the outgoing request at the upstream and swaps the client's Airlock
 // token for the minted one.
 func (p *Proxy) rewriteBearer(pr *httputil.ProxyRequest) {
-	c := pr.In.Context().Value(callKey{}).(*call)
-	out := pr.Out
-	out.URL.Scheme = c.upstream.scheme
-	out.URL.Host = c.upstream.host
-	out.Host = c.upstream.host
-	out.URL.Path = c.upstream.path
-	out.URL.RawPath = c.upstream.rawPath
+	c, out := toUpstream(pr)
 	// Google also reads a token from ?access_token=; only the minted one may reach it.
 	if q := pr.In.URL.Query(); q.Has("access_token") {
 		q.Del("access_token")
 		out.URL.RawQuery = q.Encode()
 	}
-	out.Header.Del("X-Forwarded-For")
 	out.Header.Set("Authorization", "Bearer "+c.token)
 }

@@ -267,9 +267,7 @@ func (p *Proxy) mint(c *call) error {
 	// The broker bounds its own wait when it has to go past its in-process credentials.
 	creds, err := p.cfg.AWS.Credentials(c.r.Context(), c.target, m)
 	if err != nil {
-		p.cfg.Logger.Error("mint failed", "request_id", c.id, "target", c.target.Name, "err", err)
-		return &cloudError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Retryable: true,
-			Message: fmt.Sprintf("Airlock could not obtain credentials for target %s (request ID %s)", c.target.Name, c.id)}
+		return p.mintFailed(c, err)
 	}
 	c.creds = creds
 	return nil
@@ -304,6 +302,20 @@ func (p *Proxy) forwardAndAudit(w http.ResponseWriter, c *call) {
 // rewrite points the outgoing request at the allowlisted upstream and signs it with the minted
 // credentials. It runs inside httputil.ReverseProxy after hop-by-hop headers are gone.
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	c, out := toUpstream(pr)
+	// The query goes on as the client signed it; SignAWS drops presigned-URL parameters, the
+	// client's signature, whatever their case.
+	if err := signer.SignAWS(out.Context(), out, c.creds, c.sig.Service, c.sig.Region, c.sig.PayloadHash, p.cfg.Now()); err != nil {
+		// Leave the request unsigned: the upstream refuses it rather than us forwarding a
+		// half-signed call. Logged for the operator.
+		p.cfg.Logger.Error("re-sign failed", "request_id", c.id, "err", err)
+		out.Header.Del("Authorization")
+	}
+}
+
+// toUpstream addresses the outgoing request of a call to the call's upstream (the allowlisted
+// host and the path it was named by), drops X-Forwarded-For, and returns the call.
+func toUpstream(pr *httputil.ProxyRequest) (*call, *http.Request) {
 	c := pr.In.Context().Value(callKey{}).(*call)
 	out := pr.Out
 	out.URL.Scheme = c.upstream.scheme
@@ -311,16 +323,16 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	out.Host = c.upstream.host
 	out.URL.Path = c.upstream.path
 	out.URL.RawPath = c.upstream.rawPath
-	// The query goes on as the client signed it; SignAWS drops presigned-URL parameters, the
-	// client's signature, whatever their case.
-	out.URL.RawQuery = pr.In.URL.RawQuery
 	out.Header.Del("X-Forwarded-For")
-	if err := signer.SignAWS(out.Context(), out, c.creds, c.sig.Service, c.sig.Region, c.sig.PayloadHash, p.cfg.Now()); err != nil {
-		// Leave the request unsigned: the upstream refuses it rather than us forwarding a
-		// half-signed call. Logged for the operator.
-		p.cfg.Logger.Error("re-sign failed", "request_id", c.id, "err", err)
-		out.Header.Del("Authorization")
-	}
+	return c, out
+}
+
+// mintFailed is the answer when a broker cannot mint: logged with the cause, which the client
+// does not see.
+func (p *Proxy) mintFailed(c *call, err error) error {
+	p.cfg.Logger.Error("mint failed", "request_id", c.id, "target", c.target.Name, "err", err)
+	return &cloudError{Status: http.StatusServiceUnavailable, Code: "ServiceUnavailable", Retryable: true,
+		Message: fmt.Sprintf("Airlock could not obtain credentials for target %s (request ID %s)", c.target.Name, c.id)}
 }
 
 func (p *Proxy) observeResponse(resp *http.Response) error {
