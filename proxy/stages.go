@@ -62,14 +62,15 @@ func (p *Proxy) name(c *call) {
 	// Route names the call and, in endpoint mode, finds the allowlisted host of the operation's
 	// own service (services sharing a signing name live on different hosts). The escaped path
 	// keeps a %2F inside a URI label from splitting it in two.
-	c.action, c.awsHost, c.awsHostOK = awscat.Route(awscat.Request{
+	var protocol string
+	c.action, protocol, c.awsHost, c.awsHostOK = awscat.Route(awscat.Request{
 		Method: c.r.Method, Host: c.r.Host, Path: c.r.URL.EscapedPath(), RawQuery: c.r.URL.RawQuery,
 		Header: c.r.Header, Body: body, Service: c.sig.Service, Region: c.sig.Region,
 		BaseHost: p.namingBaseHost(c),
 	})
 	c.action.Risk = p.cfg.Policy.Risk(c.action)
-	if op, ok := awscat.Lookup(c.action.IAMAction); ok {
-		c.protocol = guessAWSProtocol(c.r, c.sig.Service, op.Protocol)
+	if protocol != "" {
+		c.protocol = guessAWSProtocol(c.r, c.sig.Service, protocol)
 	}
 }
 

@@ -109,7 +109,7 @@ func TestRoute(t *testing.T) {
 			if tt.r.Header == nil {
 				tt.r.Header = http.Header{}
 			}
-			a, host, ok := Route(tt.r)
+			a, _, host, ok := Route(tt.r)
 			if a.IAMAction != tt.action || host != tt.host || ok != tt.ok {
 				t.Errorf("Route = %s, %q, %v; want %s, %q, %v", a.IAMAction, host, ok, tt.action, tt.host, tt.ok)
 			}

@@ -15,37 +15,42 @@ import (
 // The operation's host prefix is added ("{AccountId}." for s3-control, from the
 // x-amz-account-id header), and an S3 virtual-hosted bucket stays in the host.
 // ok is false when no safe upstream exists; an unnamed call gets the signing name's host.
-func Route(r Request) (a catalog.Action, upstream string, ok bool) {
+// protocol is the named operation's wire protocol (ec2, query, json, rest-json, rest-xml), ""
+// when the call is unknown.
+func Route(r Request) (a catalog.Action, protocol, upstream string, ok bool) {
 	ix := loadIndex()
 	a, op, c := ix.name(r)
+	if op != nil {
+		protocol = op.info.Protocol
+	}
 	if r.BaseHost == "" {
 		if len(c.services) == 0 {
-			return a, "", false
+			return a, protocol, "", false
 		}
-		return a, stripPort(strings.ToLower(r.Host)), true
+		return a, protocol, stripPort(strings.ToLower(r.Host)), true
 	}
 	if op == nil {
 		host, ok := Upstream(r.Service, c.region)
-		return a, host, ok
+		return a, protocol, host, ok
 	}
 	host, ok := Upstream(op.svc.EndpointPrefix, c.region)
 	if !ok {
-		return a, "", false
+		return a, protocol, "", false
 	}
 	if hp := op.op.HostPrefix; hp != "" {
 		prefix, ok := expandHostPrefix(hp, r)
 		if !ok {
-			return a, "", false
+			return a, protocol, "", false
 		}
 		host = prefix + host
 	}
 	if c.bucket != "" && op.svc.Model == "s3" {
 		if !dnsBucket.MatchString(c.bucket) {
-			return a, "", false
+			return a, protocol, "", false
 		}
 		host = c.bucket + "." + host
 	}
-	return a, host, true
+	return a, protocol, host, true
 }
 
 var (
