@@ -17,30 +17,6 @@ import (
 	"github.com/airlockhq/airlock/store/memory"
 )
 
-// headlessChromium starts Debian's chromium and returns a chromedp context for one tab; both
-// end with the test. The context has no deadline (a deadline on the first call would stop the
-// browser); derive one per step.
-func headlessChromium(t *testing.T) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(testenv.Chromium(t)), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900)}
-	for _, f := range testenv.ChromiumFlags {
-		name, value, hasValue := strings.Cut(strings.TrimPrefix(f, "--"), "=")
-		if hasValue {
-			opts = append(opts, chromedp.Flag(name, value))
-		} else {
-			opts = append(opts, chromedp.Flag(name, true))
-		}
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
 // dexLogin fills Dex's local login form.
 func dexLogin(user string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
@@ -54,7 +30,7 @@ func dexLogin(user string) chromedp.Action[chromedp.Void] {
 // A browser opens an approval page, is sent to Dex, logs in, and lands back on the page with
 // a session cookie; the page's approve form (with its CSRF token) then works.
 func TestDexBrowserLogin(t *testing.T) {
-	ctx := headlessChromium(t)
+	ctx := testenv.Browser(t, chromedp.WindowSize(1280, 900))
 	srv := httptest.NewUnstartedServer(nil)
 	publicURL := "http://" + srv.Listener.Addr().String()
 	d := testenv.StartDex(t, publicURL+CallbackPath)

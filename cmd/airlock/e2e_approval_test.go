@@ -193,28 +193,6 @@ func minioHasObject(t *testing.T, m *testenv.MinIO, bucket, key string) bool {
 	return false
 }
 
-// browser starts headless Chromium for one tab; it ends with the test.
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(testenv.Chromium(t)), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 1000)}
-	for _, f := range testenv.ChromiumFlags {
-		name, value, hasValue := strings.Cut(strings.TrimPrefix(f, "--"), "=")
-		if hasValue {
-			opts = append(opts, chromedp.Flag(name, value))
-		} else {
-			opts = append(opts, chromedp.Flag(name, true))
-		}
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
-
 // artifactDir is where screenshots go: $AIRLOCK_TEST_ARTIFACTS when set (CI keeps it), else
 // the test's artifact directory (kept with go test -artifacts).
 func artifactDir(t *testing.T) string {
@@ -309,7 +287,7 @@ func TestE2EApprovalInBrowser(t *testing.T) {
 	}
 
 	// 3. bob opens the page in a real browser, logs in at Dex, sees the request and approves.
-	ctx := browser(t)
+	ctx := testenv.Browser(t, chromedp.WindowSize(1280, 1000))
 	step, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	page := e.url + "/requests/" + req.ID

@@ -250,7 +250,7 @@ func TestLoginDeviceFlowDex(t *testing.T) {
 func TestLoginBrowserLoopbackDex(t *testing.T) {
 	isolateConfigDir(t)
 	server, _, o := airlockWithDex(t)
-	browser := loginBrowser(t)
+	browser := testenv.Browser(t)
 	browsed := make(chan error, 1)
 	var result string
 	defaultOpener := openBrowser
@@ -295,25 +295,4 @@ func TestLoginBrowserLoopbackDex(t *testing.T) {
 	if id, err := o.VerifyIDToken(context.Background(), token); err != nil || id.Email != "bob@example.com" || !id.InGroup("sre-leads") {
 		t.Fatalf("stored token: %+v, %v", id, err)
 	}
-}
-
-// loginBrowser starts Debian's chromium for one tab; it ends with the test.
-func loginBrowser(t *testing.T) context.Context {
-	t.Helper()
-	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(testenv.Chromium(t)), chromedp.UserDataDir(t.TempDir())}
-	for _, f := range testenv.ChromiumFlags {
-		name, value, hasValue := strings.Cut(strings.TrimPrefix(f, "--"), "=")
-		if hasValue {
-			opts = append(opts, chromedp.Flag(name, value))
-		} else {
-			opts = append(opts, chromedp.Flag(name, true))
-		}
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	"github.com/chromedp/chromedp"
 )
 
 // Integration marks a test as an integration test: skipped under -short, run otherwise.
@@ -342,6 +343,30 @@ func Chromium(t testing.TB) string {
 // loopback: background networking would stall the browser).
 var ChromiumFlags = []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
 	"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"}
+
+// Browser starts headless Chromium (Chromium, with ChromiumFlags and a fresh profile) and
+// returns a chromedp context for one tab; both end with the test. The context has no deadline
+// (a deadline on the first call would stop the browser); derive one per step. extra adds
+// allocator options, such as a window size.
+func Browser(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(Chromium(t)), chromedp.UserDataDir(t.TempDir())}
+	for _, f := range ChromiumFlags {
+		name, value, hasValue := strings.Cut(strings.TrimPrefix(f, "--"), "=")
+		if hasValue {
+			opts = append(opts, chromedp.Flag(name, value))
+		} else {
+			opts = append(opts, chromedp.Flag(name, true))
+		}
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(opts, extra...)...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancelCtx(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
 
 // IDToken logs a Dex user in with the password grant as the "airlock" client and returns the
 // ID token (audience "airlock"), as a script or test would get one.
