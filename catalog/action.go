@@ -5,6 +5,7 @@ package catalog
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -145,4 +146,17 @@ func wildcard(p, s string) bool {
 		pi++
 	}
 	return pi == len(p)
+}
+
+// PathUnescape decodes a path segment's percent-escapes, or returns it as it is when it has none
+// or they are malformed: the namers read labels with it.
+func PathUnescape(s string) string {
+	if strings.IndexByte(s, '%') < 0 {
+		return s
+	}
+	u, err := url.PathUnescape(s)
+	if err != nil {
+		return s
+	}
+	return u
 }

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/airlockhq/airlock/catalog"
 )
 
 // node is one level of a per-method path trie. Matching prefers, at every segment, a literal
@@ -173,12 +175,12 @@ func (op *operation) label(segs []string, name string) string {
 		switch {
 		case isGreedy(t):
 			if t[1:len(t)-2] == name {
-				return unescape(strings.Join(segs[j:j+greedyLen], "/"))
+				return catalog.PathUnescape(strings.Join(segs[j:j+greedyLen], "/"))
 			}
 			j += greedyLen
 		case isLabel(t):
 			if t[1:len(t)-1] == name {
-				return unescape(segs[j])
+				return catalog.PathUnescape(segs[j])
 			}
 			j++
 		default:
@@ -186,11 +188,4 @@ func (op *operation) label(segs []string, name string) string {
 		}
 	}
 	return ""
-}
-
-func unescape(s string) string {
-	if v, err := url.PathUnescape(s); err == nil {
-		return v
-	}
-	return s
 }

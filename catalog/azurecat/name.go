@@ -5,7 +5,6 @@
 package azurecat
 
 import (
-	"net/url"
 	"strings"
 
 	"github.com/airlockhq/airlock/catalog"
@@ -151,9 +150,9 @@ func parse(path string, p *parsed) bool {
 		name := segs[i+1]
 		switch {
 		case inScope && typ == "subscriptions" && p.subscription == "":
-			p.subscription = unescape(name)
+			p.subscription = catalog.PathUnescape(name)
 		case typ == "locations":
-			p.location = unescape(name)
+			p.location = catalog.PathUnescape(name)
 		}
 		i += 2
 		p.resourceEnd = i
@@ -189,16 +188,5 @@ func resourceID(path string, n int) string {
 	if id == "" {
 		return ""
 	}
-	return "/" + unescape(id)
-}
-
-func unescape(s string) string {
-	if strings.IndexByte(s, '%') < 0 {
-		return s
-	}
-	u, err := url.PathUnescape(s)
-	if err != nil {
-		return s
-	}
-	return u
+	return "/" + catalog.PathUnescape(id)
 }

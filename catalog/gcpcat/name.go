@@ -226,11 +226,11 @@ func describeResource(a *catalog.Action, m *method, segs []string, rawQuery stri
 		switch res[i] {
 		case "projects":
 			if a.Account == "" {
-				a.Account = unescape(res[i+1])
+				a.Account = catalog.PathUnescape(res[i+1])
 			}
 		case "zones", "regions", "locations":
 			if a.Region == "" {
-				a.Region = unescape(res[i+1])
+				a.Region = catalog.PathUnescape(res[i+1])
 			}
 		}
 	}
@@ -254,7 +254,7 @@ func describeResource(a *catalog.Action, m *method, segs []string, rawQuery stri
 func projectOfServiceAccount(res []string) string {
 	for i := 0; i+1 < len(res); i++ {
 		if res[i] == "serviceAccounts" {
-			email := unescape(res[i+1])
+			email := catalog.PathUnescape(res[i+1])
 			if _, domain, ok := strings.Cut(email, "@"); ok {
 				if p, ok := strings.CutSuffix(domain, ".iam.gserviceaccount.com"); ok {
 					return p
@@ -274,9 +274,9 @@ func storageResource(res []string) string {
 	if len(res) < 2 || res[0] != "b" {
 		return joinUnescaped(res)
 	}
-	r := "projects/_/buckets/" + unescape(res[1])
+	r := "projects/_/buckets/" + catalog.PathUnescape(res[1])
 	if len(res) >= 4 && res[2] == "o" {
-		r += "/objects/" + unescape(res[3])
+		r += "/objects/" + catalog.PathUnescape(res[3])
 	}
 	return r
 }
@@ -291,20 +291,9 @@ func joinUnescaped(segs []string) string {
 		if i > 0 {
 			b.WriteByte('/')
 		}
-		b.WriteString(unescape(s))
+		b.WriteString(catalog.PathUnescape(s))
 	}
 	return b.String()
-}
-
-func unescape(s string) string {
-	if strings.IndexByte(s, '%') < 0 {
-		return s
-	}
-	u, err := url.PathUnescape(s)
-	if err != nil {
-		return s
-	}
-	return u
 }
 
 // queryValue returns the first value of key in a raw query without building a url.Values.
