@@ -105,7 +105,9 @@ type AWSBroker struct {
 	cfg    AWSBrokerConfig
 	flight *flight
 	// opened keeps credentials this process has already read from the cache (or minted),
-	// decrypted and decoded, by what was asked for: a hit then costs no store round trip
+	// decrypted and decoded, by what was asked for (the flight's own in-process layer, shared
+	// with the GCP and Azure brokers, is keyed by the hashed cache key and still needs the key
+	// built and the JSON decoded): a hit then costs no store round trip
 	// (Redis), no AES-GCM, no JSON and, because the key is the request itself rather than the
 	// hashed cache key, no allocation. Entries obey the same refresh margin as the store's.
 	openedMu sync.RWMutex

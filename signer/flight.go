@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,10 +38,43 @@ type flight struct {
 
 	mints atomic.Uint64
 	hits  atomic.Uint64
+
+	// opened keeps the values this process has already read from the cache or minted, by
+	// cache key, so that a repeat costs no store round trip (Redis) and no AES-GCM; the cache's
+	// refresh margin applies to them too.
+	openedMu sync.RWMutex
+	opened   map[string]openedValue
+}
+
+type openedValue struct {
+	v       []byte
+	expires time.Time
+}
+
+// maxOpenedValues bounds flight.opened; past it, it starts again empty.
+const maxOpenedValues = 4096
+
+func (f *flight) lookupOpened(key string) ([]byte, bool) {
+	f.openedMu.RLock()
+	o, ok := f.opened[key]
+	f.openedMu.RUnlock()
+	if !ok || !f.cache.usable(o.expires) {
+		return nil, false
+	}
+	return o.v, true
+}
+
+func (f *flight) remember(key string, v []byte, expires time.Time) {
+	f.openedMu.Lock()
+	if len(f.opened) >= maxOpenedValues {
+		clear(f.opened)
+	}
+	f.opened[key] = openedValue{v, expires}
+	f.openedMu.Unlock()
 }
 
 func newFlight(cache *Cache) *flight {
-	return &flight{cache: cache, lockTTL: DefaultLockTTL, sleep: sleepCtx}
+	return &flight{cache: cache, lockTTL: DefaultLockTTL, sleep: sleepCtx, opened: map[string]openedValue{}}
 }
 
 // stats returns how many credentials were minted and how many requests were answered without
@@ -49,8 +83,13 @@ func (f *flight) stats() (mints, hits uint64) { return f.mints.Load(), f.hits.Lo
 
 // get returns the credential cached under key, minting it when absent.
 func (f *flight) get(ctx context.Context, key string, mint mintFunc) ([]byte, error) {
-	if v, _, ok, err := f.cache.Get(ctx, key); err == nil && ok {
+	if v, ok := f.lookupOpened(key); ok {
 		f.hits.Add(1)
+		return v, nil
+	}
+	if v, expires, ok, err := f.cache.Get(ctx, key); err == nil && ok {
+		f.hits.Add(1)
+		f.remember(key, v, expires)
 		return v, nil
 	} else if err != nil {
 		f.cache.cfg.Logger.Warn("credential cache unavailable; minting", "cache_key", key, "error", err)
@@ -61,8 +100,11 @@ func (f *flight) get(ctx context.Context, key string, mint mintFunc) ([]byte, er
 		// others, so it runs on a context that keeps values but not cancellation.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), defaultMintTimeout)
 		defer cancel()
-		v, didMint, err := f.getOrMint(ctx, key, mint)
+		v, expires, didMint, err := f.getOrMint(ctx, key, mint)
 		minted = didMint
+		if err == nil {
+			f.remember(key, v, expires)
+		}
 		return v, err
 	})
 	select {
@@ -80,15 +122,15 @@ func (f *flight) get(ctx context.Context, key string, mint mintFunc) ([]byte, er
 }
 
 // getOrMint runs once per key and process at a time.
-func (f *flight) getOrMint(ctx context.Context, key string, mint mintFunc) (value []byte, minted bool, err error) {
+func (f *flight) getOrMint(ctx context.Context, key string, mint mintFunc) (value []byte, expires time.Time, minted bool, err error) {
 	lock := lockKey(key)
 	token := make([]byte, 16)
 	_, _ = rand.Read(token)
 	wait := pollMin
 	for {
 		// Another flight of this process, or another replica, may have just written it.
-		if v, _, ok, err := f.cache.Get(ctx, key); err == nil && ok {
-			return v, false, nil
+		if v, expires, ok, err := f.cache.Get(ctx, key); err == nil && ok {
+			return v, expires, false, nil
 		}
 		won, err := f.cache.cfg.Store.SetNX(ctx, lock, token, f.lockTTL)
 		if err != nil {
@@ -97,28 +139,28 @@ func (f *flight) getOrMint(ctx context.Context, key string, mint mintFunc) (valu
 			won = true
 		}
 		if won {
-			v, err := f.mintAndStore(ctx, key, mint)
+			v, expires, err := f.mintAndStore(ctx, key, mint)
 			f.unlock(ctx, lock, token)
-			return v, err == nil, err
+			return v, expires, err == nil, err
 		}
 		if err := f.sleep(ctx, wait); err != nil {
-			return nil, false, fmt.Errorf("wait for another replica to mint: %w", err)
+			return nil, time.Time{}, false, fmt.Errorf("wait for another replica to mint: %w", err)
 		}
 		wait = min(wait*2, pollMax)
 	}
 }
 
-func (f *flight) mintAndStore(ctx context.Context, key string, mint mintFunc) ([]byte, error) {
+func (f *flight) mintAndStore(ctx context.Context, key string, mint mintFunc) ([]byte, time.Time, error) {
 	v, expires, err := mint(ctx)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	f.mints.Add(1)
 	if err := f.cache.Put(ctx, key, v, expires); err != nil {
 		// The credential is good; only sharing it failed. Serve it and let the next call mint.
 		f.cache.cfg.Logger.Warn("could not cache minted credential", "cache_key", key, "error", err)
 	}
-	return v, nil
+	return v, expires, nil
 }
 
 var errLockNotOurs = errors.New("lock held by another minter")

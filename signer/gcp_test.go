@@ -248,3 +248,46 @@ func TestGCPSingleFlight(t *testing.T) {
 		}
 	}
 }
+
+// countingStore counts the store reads a broker makes.
+type countingStore struct {
+	*memory.Store
+	gets atomic.Int64
+}
+
+func (s *countingStore) Get(ctx context.Context, key string) ([]byte, error) {
+	s.gets.Add(1)
+	return s.Store.Get(ctx, key)
+}
+
+func TestGCPRepeatTokenIsServedWithoutTheStore(t *testing.T) {
+	// A token this process already holds is handed out from memory: no store read (a Redis
+	// round trip and AES-GCM) per call. The refresh margin still applies.
+	clock := newFakeClock()
+	iam := newFakeIAMCredentials(t, clock.Now)
+	st := &countingStore{Store: memory.New(clock.Now)}
+	b, err := NewGCPBroker(GCPBrokerConfig{BrokerConfig: BrokerConfig{Store: st, Key: testKey(t), Now: clock.Now},
+		ClientOptions: []option.ClientOption{option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: gcpBaseToken}))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	target := gcpTarget(iam.URL)
+	tok, _, err := b.Token(context.Background(), target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := st.gets.Load()
+	for range 5 {
+		if again, _, err := b.Token(context.Background(), target); err != nil || again != tok {
+			t.Fatalf("repeat: %q, %v", again, err)
+		}
+	}
+	if n := st.gets.Load() - reads; n != 0 {
+		t.Errorf("5 repeats read the store %d times, want 0", n)
+	}
+	clock.Advance(13 * time.Minute) // inside the 2-minute margin of a 15-minute token
+	if fresh, _, err := b.Token(context.Background(), target); err != nil || fresh == tok || iam.calls.Load() != 2 {
+		t.Fatalf("inside the margin: %q, %v, calls=%d", fresh, err, iam.calls.Load())
+	}
+}
