@@ -489,7 +489,7 @@ func TestBearerUpstreamUnreachableAndMintFailure(t *testing.T) {
 	p.gcpMinter.fail.Store(true)
 	gcpPath := "/gcp/compute.googleapis.com/compute/v1/projects/p1/zones/z/instances"
 	resp, body := p.do("GET", gcpPath, p.token("gcp", "gcp-dev"))
-	if ge := decode[googleErr](t, body); resp.StatusCode != 503 || ge.Error.Status != "UNAVAILABLE" || strings.Contains(body, "403") {
+	if ge := decode[googleErr](t, body); resp.StatusCode != 503 || ge.Error.Status != "UNAVAILABLE" || strings.Contains(body, "iam credentials: 403") {
 		t.Errorf("mint failure: %d %s", resp.StatusCode, body)
 	}
 	p.gcpMinter.fail.Store(false)
