@@ -17,23 +17,24 @@ type Health struct {
 	LastPrimaryError   string    `json:"last_primary_error,omitempty"`
 	LastPrimaryErrorAt time.Time `json:"last_primary_error_at,omitzero"`
 	// AsyncDropped counts events the secondary sinks missed because their queue was full.
-	AsyncDropped    uint64         `json:"async_dropped"`
-	LiveDropped     uint64         `json:"live_dropped"`
-	StdoutFailures  uint64         `json:"stdout_failures"`
-	PublishFailures uint64         `json:"publish_failures"`
-	Webhook         *WebhookHealth `json:"webhook,omitempty"`
+	AsyncDropped   uint64 `json:"async_dropped"`
+	LiveDropped    uint64 `json:"live_dropped"`
+	StdoutFailures uint64 `json:"stdout_failures"`
+	// LiveReadFailures counts failed reads of the stream for live subscribers.
+	LiveReadFailures uint64         `json:"live_read_failures"`
+	Webhook          *WebhookHealth `json:"webhook,omitempty"`
 }
 
 // Health returns the current state of the sinks.
 func (l *Log) Health() Health {
 	h := Health{
-		Recorded:        l.stats.recorded.Load(),
-		StoreFailures:   l.stats.storeFailures.Load(),
-		FileFailures:    l.stats.fileFailures.Load(),
-		AsyncDropped:    l.stats.asyncDropped.Load(),
-		LiveDropped:     l.stats.liveDropped.Load(),
-		StdoutFailures:  l.stats.stdoutFailures.Load(),
-		PublishFailures: l.stats.publishFailures.Load(),
+		Recorded:         l.stats.recorded.Load(),
+		StoreFailures:    l.stats.storeFailures.Load(),
+		FileFailures:     l.stats.fileFailures.Load(),
+		AsyncDropped:     l.stats.asyncDropped.Load(),
+		LiveDropped:      l.stats.liveDropped.Load(),
+		StdoutFailures:   l.stats.stdoutFailures.Load(),
+		LiveReadFailures: l.stats.tailFailures.Load(),
 	}
 	l.stats.mu.Lock()
 	h.LastPrimaryError, h.LastPrimaryErrorAt = l.stats.lastPrimaryErr, l.stats.lastPrimaryErrAt
@@ -90,7 +91,7 @@ func newMetrics(l *Log) *metrics {
 		counter("airlock_audit_sink_failures_total", failures, prometheus.Labels{"sink": "store"}, l.stats.storeFailures.Load),
 		counter("airlock_audit_sink_failures_total", failures, prometheus.Labels{"sink": "file"}, l.stats.fileFailures.Load),
 		counter("airlock_audit_sink_failures_total", failures, prometheus.Labels{"sink": "stdout"}, l.stats.stdoutFailures.Load),
-		counter("airlock_audit_sink_failures_total", failures, prometheus.Labels{"sink": "live"}, l.stats.publishFailures.Load),
+		counter("airlock_audit_sink_failures_total", failures, prometheus.Labels{"sink": "live"}, l.stats.tailFailures.Load),
 		counter("airlock_audit_sink_dropped_total", dropped, prometheus.Labels{"sink": "async"}, l.stats.asyncDropped.Load),
 		counter("airlock_audit_sink_dropped_total", dropped, prometheus.Labels{"sink": "live"}, l.stats.liveDropped.Load),
 	}

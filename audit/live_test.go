@@ -1,10 +1,9 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"sync"
-	"sync/atomic"
+
 	"testing"
 	"time"
 
@@ -14,32 +13,12 @@ import (
 	"github.com/airlockhq/airlock/store/redis"
 )
 
-// sharedMemoryStore is the in-memory store seen as a shared one (it is not a *memory.Store), so
-// that several Logs on it fan live events out to each other over its pub/sub, as replicas on
-// Redis do. It checks the bounds of every live message.
-type sharedMemoryStore struct {
-	*memory.Store
-	t                testing.TB
-	messages, events atomic.Int64
-}
-
-func (s *sharedMemoryStore) Publish(ctx context.Context, channel string, msg []byte) error {
-	lines := int64(bytes.Count(msg[nonceLen:], []byte{'\n'})) // the random nonce may hold a '\n'
-	if lines == 0 || lines > maxLiveBatch || len(msg) > maxLiveBatchBytes+64<<10 || msg[len(msg)-1] != '\n' {
-		s.t.Errorf("live message of %d lines, %d bytes, ending in %q", lines, len(msg), msg[len(msg)-1])
-	}
-	s.messages.Add(1)
-	s.events.Add(lines)
-	return s.Store.Publish(ctx, channel, msg)
-}
-
 // The live path across Logs on one in-memory store: what replicas on Redis do, in one process.
 func TestLiveAcrossLogsMemory(t *testing.T) {
-	st := &sharedMemoryStore{Store: memory.New(nil), t: t}
+	st := memory.New(nil)
 	a := newTestLog(t, LogConfig{Store: st, Replica: "a"})
 	b := newTestLog(t, LogConfig{Store: st, Replica: "b"})
 	testLiveAcrossLogs(t, a, b)
-	t.Logf("%d events published in %d messages", st.events.Load(), st.messages.Load())
 }
 
 func TestLiveAcrossLogsRedis(t *testing.T) {
@@ -57,7 +36,7 @@ func TestLiveAcrossLogsRedis(t *testing.T) {
 
 // testLiveAcrossLogs records a burst of events concurrently on a, and checks that b's subscriber
 // gets every one of them, once, in the order of the stream, and that a's own subscriber gets
-// them once too (not again through the store's pub/sub).
+// them once too, in the same order.
 func testLiveAcrossLogs(t *testing.T, a, b *Log) {
 	const writers, each = 16, 250
 	const total = writers * each
@@ -118,9 +97,8 @@ func testLiveAcrossLogs(t *testing.T, a, b *Log) {
 	same("b's subscriber", receive("b's subscriber", atB, total))
 	same("a's subscriber", receive("a's subscriber", atA, total))
 
-	// b has delivered all of a's messages; a marker recorded on b now reaches a after any of
-	// a's own messages that the store's pub/sub brought back to it. Nothing but the marker may
-	// come before it.
+	// a's subscriber has had all of a's events; a marker recorded on b reaches it next, and
+	// nothing (no event of a's delivered twice) may come before it.
 	marker := sampleEvent(-1)
 	if err := b.Record(ctx, marker); err != nil {
 		t.Fatal(err)
@@ -130,45 +108,93 @@ func testLiveAcrossLogs(t *testing.T, a, b *Log) {
 	}
 }
 
-// A live message holds several lines; the receiver splits it and delivers each in order, and
-// drops messages with its own nonce.
-func TestReceiveLiveSplitsMessages(t *testing.T) {
-	st := &sharedMemoryStore{Store: memory.New(nil), t: t}
-	l := newTestLog(t, LogConfig{Store: st, Replica: "b"})
+// untailable hides the store's Tail (and AppendBatch): a store that cannot be read as it grows.
+type untailable struct{ store.Store }
+
+// With a store that cannot be tailed, subscribers get this Log's events from its own queue.
+func TestLiveWithoutTailer(t *testing.T) {
+	l := newTestLog(t, LogConfig{Store: untailable{memory.New(nil)}, Replica: "a"})
+	if l.tailer != nil || !l.asyncSinks {
+		t.Fatalf("tailer %v, asyncSinks %v: want none, and the queue", l.tailer, l.asyncSinks)
+	}
 	ch, stop := l.Subscribe(Filter{})
 	defer stop()
-
-	message := func(nonce []byte, ids ...string) []byte {
-		msg := append([]byte{}, nonce...)
-		for _, id := range ids {
-			e := sampleEvent(0)
-			e.ID, e.Replica, e.Time = id, "a", time.Unix(1700000000, 0).UTC()
-			msg = appendEventJSON(msg, e)
-			msg = append(msg, '\n')
-		}
-		return msg
+	want := sampleEvent(1)
+	if err := l.Record(context.Background(), want); err != nil {
+		t.Fatal(err)
 	}
-	publish := func(msg []byte) {
-		t.Helper()
-		if err := st.Publish(context.Background(), l.liveChannel, msg); err != nil {
-			t.Fatal(err)
+	select {
+	case e := <-ch:
+		if e.ID != want.ID || e.Hash == "" {
+			t.Fatalf("got %s (hash %q), want %s", e.ID, e.Hash, want.ID)
 		}
-	}
-	other := []byte("othernon")
-	publish(message(l.nonce[:], "own-1", "own-2")) // this Log's own: already delivered locally
-	publish(message(other, "x-1", "x-2", "x-3"))
-	publish(message(other, "x-4"))
-	want := []string{"x-1", "x-2", "x-3", "x-4"}
-	for i, id := range want {
-		select {
-		case e := <-ch:
-			if e.ID != id || e.Replica != "a" {
-				t.Fatalf("event %d: %s from %s, want %s", i, e.ID, e.Replica, id)
-			}
-		case <-time.After(time.Minute):
-			t.Fatalf("%d of %d events arrived", i, len(want))
-		}
+	case <-time.After(time.Minute):
+		t.Fatal("the event did not arrive")
 	}
 }
 
-var _ store.Store = (*sharedMemoryStore)(nil)
+// The stream is read only while there are subscribers: the reader stops after the last one
+// leaves and starts again for the next, which then gets what is recorded from then on, and no
+// queue for the secondary sinks is allocated when nothing needs one.
+func TestTailOnlyWhileSubscribed(t *testing.T) {
+	st := memory.New(nil)
+	l := newTestLog(t, LogConfig{Store: st, Replica: "a"})
+	if cap(l.async) != 0 || l.asyncSinks {
+		t.Fatalf("queue of %d for the secondary sinks with none configured", cap(l.async))
+	}
+	tailing := func() bool {
+		l.tailMu.Lock()
+		defer l.tailMu.Unlock()
+		return l.tailing
+	}
+	if tailing() {
+		t.Fatal("reading the stream with no subscriber")
+	}
+	ctx := context.Background()
+	next := func(ch <-chan Event) Event {
+		t.Helper()
+		select {
+		case e := <-ch:
+			return e
+		case <-time.After(time.Minute):
+			t.Fatal("no event arrived")
+			return Event{}
+		}
+	}
+	ch, stop := l.Subscribe(Filter{})
+	if !tailing() {
+		t.Fatal("not reading the stream with a subscriber")
+	}
+	first := sampleEvent(1)
+	if err := l.Record(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(ch); e.ID != first.ID {
+		t.Fatalf("got %s, want %s", e.ID, first.ID)
+	}
+	stop()
+	// The reader notices within one read (tailBlock); a marker appended by another writer
+	// wakes it at once.
+	other := newTestLog(t, LogConfig{Store: st, Replica: "b"})
+	if err := other.Record(ctx, sampleEvent(2)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); tailing(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("still reading the stream a minute after the last subscriber left")
+		}
+	}
+	// Recorded while nobody listened: not delivered to the next subscriber.
+	if err := l.Record(ctx, sampleEvent(3)); err != nil {
+		t.Fatal(err)
+	}
+	ch, stop = l.Subscribe(Filter{})
+	defer stop()
+	fourth := sampleEvent(4)
+	if err := other.Record(ctx, fourth); err != nil {
+		t.Fatal(err)
+	}
+	if e := next(ch); e.ID != fourth.ID || e.Replica != "b" {
+		t.Fatalf("got %s from %s, want %s from b", e.ID, e.Replica, fourth.ID)
+	}
+}

@@ -1,9 +1,7 @@
 package audit
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -33,16 +31,13 @@ const (
 	defaultAsyncBuffer  = 8192
 	defaultCloseTimeout = 5 * time.Second
 	liveBuffer          = 256
-	// liveLinger, maxLiveBatch and maxLiveBatchBytes bound one live message: the dispatcher
-	// publishes the events of up to liveLinger as one message, rather than one message per
-	// event. Other replicas' subscribers see an event up to liveLinger later.
-	liveLinger        = 5 * time.Millisecond
-	maxLiveBatch      = 256
-	maxLiveBatchBytes = 256 << 10
-	// nonceLen is the length of the random prefix of this Log's live messages.
-	nonceLen = 8
-	// livePublishTimeout bounds one live publish.
-	livePublishTimeout = 2 * time.Second
+	// tailBatch bounds the entries one read of the stream for live subscribers returns;
+	// tailBlock is how long one read waits for the next entry (it returns as soon as one is
+	// appended), which bounds how long the tailer can go without noticing it should stop;
+	// tailRetry is the pause after a failed read.
+	tailBatch = 512
+	tailBlock = time.Second
+	tailRetry = time.Second
 	// maxGroup bounds the events one group commit appends.
 	maxGroup = 256
 	// groupCommitTimeout bounds one group commit's store append (between half of it and all
@@ -84,9 +79,6 @@ type LogConfig struct {
 
 	// Replica names this writer in every event (default: the host name).
 	Replica string
-	// LocalLiveOnly disables receiving other replicas' events for Subscribe. By default they
-	// are received (over the store's pub/sub) unless the store is the in-memory store.
-	LocalLiveOnly bool
 	// AsyncBuffer bounds the events queued for the secondary sinks (default 8192); beyond it
 	// they are dropped for those sinks (counted), never blocking Record.
 	AsyncBuffer int
@@ -183,18 +175,21 @@ type Log struct {
 	// not follow a caller's context, since the group holds other callers' events too.
 	commitCtx leasedContext
 
-	async       chan asyncItem
-	asyncDone   chan struct{}
-	nonce       [nonceLen]byte // tells this Log's pub/sub messages from other replicas'
-	liveChannel string
-	live        bool // cross-replica live fan-out
-	liveSub     store.Subscription
-	liveDone    chan struct{}
+	async     chan asyncItem
+	asyncDone chan struct{}
+	// asyncSinks: a secondary sink may need the events (stdout, the webhook or, with a store
+	// that cannot be tailed, live subscribers). Fixed at NewLog.
+	asyncSinks bool
 
 	subsMu     sync.RWMutex
 	subs       map[*subscriber]struct{}
 	nsubs      atomic.Int32
 	liveBuffer int // each subscriber's channel buffer: liveBuffer, more in tests that must not drop
+	// Live subscribers read the store stream (every replica's events, in chain order) while
+	// there are any: tailer is the store's, tailing is true while the tailing goroutine runs.
+	tailer  store.Tailer
+	tailMu  sync.Mutex
+	tailing bool // guarded by tailMu
 
 	webhook *webhookSink
 	stats   stats
@@ -209,13 +204,13 @@ type asyncItem struct {
 }
 
 type stats struct {
-	recorded        atomic.Uint64
-	storeFailures   atomic.Uint64
-	fileFailures    atomic.Uint64
-	asyncDropped    atomic.Uint64
-	liveDropped     atomic.Uint64
-	stdoutFailures  atomic.Uint64
-	publishFailures atomic.Uint64
+	recorded       atomic.Uint64
+	storeFailures  atomic.Uint64
+	fileFailures   atomic.Uint64
+	asyncDropped   atomic.Uint64
+	liveDropped    atomic.Uint64
+	stdoutFailures atomic.Uint64
+	tailFailures   atomic.Uint64
 
 	mu               sync.Mutex
 	lastPrimaryErr   string
@@ -229,19 +224,17 @@ func NewLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{
-		cfg:         cfg,
-		logger:      cfg.Logger,
-		ids:         newIDGenerator(),
-		sha:         sha256.New(),
-		buf:         make([]byte, 0, 1024),
-		seed:        []byte(Genesis),
-		async:       make(chan asyncItem, cfg.AsyncBuffer),
-		asyncDone:   make(chan struct{}),
-		subs:        map[*subscriber]struct{}{},
-		liveBuffer:  liveBuffer,
-		liveChannel: cfg.Stream + ":live",
+		cfg:        cfg,
+		logger:     cfg.Logger,
+		ids:        newIDGenerator(),
+		sha:        sha256.New(),
+		buf:        make([]byte, 0, 1024),
+		seed:       []byte(Genesis),
+		asyncDone:  make(chan struct{}),
+		subs:       map[*subscriber]struct{}{},
+		liveBuffer: liveBuffer,
 	}
-	_, _ = rand.Read(l.nonce[:])
+	l.tailer, _ = cfg.Store.(store.Tailer)
 	l.chainFn = l.chain
 	l.groupFn = l.chainGroup
 	if ba, ok := cfg.Store.(store.BatchAppender); ok {
@@ -261,16 +254,12 @@ func NewLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 	if cfg.Webhook.URL != "" {
 		l.webhook = newWebhookSink(l.bg, cfg.Webhook, cfg.Now, cfg.Logger)
 	}
-	if _, inMemory := cfg.Store.(*memory.Store); !inMemory && !cfg.LocalLiveOnly {
-		sub, err := cfg.Store.Subscribe(ctx, l.liveChannel)
-		if err != nil {
-			l.logger.Warn("audit: live events of other replicas unavailable", "error", err)
-		} else {
-			l.live = true
-			l.liveSub = sub
-			l.liveDone = make(chan struct{})
-			go l.receiveLive()
-		}
+	// The queue of the secondary sinks is allocated only when one of them may need it (at
+	// about 550 bytes an item, the default 8192 is 4.4 MB).
+	l.asyncSinks = cfg.Stdout != nil || l.webhook != nil || l.tailer == nil
+	l.async = make(chan asyncItem)
+	if l.asyncSinks {
+		l.async = make(chan asyncItem, cfg.AsyncBuffer)
 	}
 	l.metrics = newMetrics(l)
 	go l.dispatch()
@@ -378,8 +367,9 @@ func (l *Log) chain(head []byte) ([]byte, []byte, error) {
 	return l.buf, l.sum[:], nil
 }
 
+// wantAsync reports whether the event just recorded goes to the secondary sinks' queue.
 func (l *Log) wantAsync() bool {
-	return l.cfg.Stdout != nil || l.webhook != nil || l.live || l.nsubs.Load() > 0
+	return l.cfg.Stdout != nil || l.webhook != nil || (l.tailer == nil && l.nsubs.Load() > 0)
 }
 
 func (l *Log) primaryFailed(err error) {
@@ -390,53 +380,11 @@ func (l *Log) primaryFailed(err error) {
 	l.logger.Error("audit: primary sink failed; the call is refused", "error", err)
 }
 
-// dispatch feeds the secondary sinks in order, one goroutine per Log. Stdout, the webhook and
-// local subscribers get each event as it comes. Other replicas get the events of up to
-// liveLinger (at most maxLiveBatch events) as one published message, the nonce, then one line
-// per event: under load one store round trip for many events, instead of one each.
+// dispatch feeds the secondary sinks in order, one goroutine per Log.
 func (l *Log) dispatch() {
 	defer close(l.asyncDone)
-	var msg []byte
-	publishCtx := leasedContext{parent: l.bg, timeout: livePublishTimeout}
-	linger := time.NewTimer(liveLinger)
-	linger.Stop()
 	for it := range l.async {
-		msg = append(msg[:0], l.nonce[:]...)
-		if l.live {
-			linger.Reset(liveLinger)
-		}
-		n := 0
-		for {
-			n++
-			l.deliver(&it)
-			if l.live {
-				msg = append(msg, it.line...)
-			}
-			if n == maxLiveBatch || len(msg) >= maxLiveBatchBytes {
-				break
-			}
-			var more bool
-			if l.live {
-				select {
-				case it, more = <-l.async:
-				case <-linger.C:
-				}
-			} else {
-				select {
-				case it, more = <-l.async:
-				default:
-				}
-			}
-			if !more { // the batch is complete, or the Log closed
-				break
-			}
-		}
-		if l.live {
-			linger.Stop()
-			if err := l.cfg.Store.Publish(publishCtx.get(), l.liveChannel, msg); err != nil {
-				l.stats.publishFailures.Add(uint64(n))
-			}
-		}
+		l.deliver(&it)
 	}
 }
 
@@ -451,27 +399,8 @@ func (l *Log) deliver(it *asyncItem) {
 	if l.webhook != nil {
 		l.webhook.enqueue(it.line[:len(it.line)-1])
 	}
-	l.fanOut(&it.ev)
-}
-
-// receiveLive delivers other replicas' events, published by their dispatchers, to local
-// subscribers. Delivery is best effort (pub/sub); the stream stays the record.
-func (l *Log) receiveLive() {
-	defer close(l.liveDone)
-	for msg := range l.liveSub.C() {
-		if len(msg) < len(l.nonce) || string(msg[:len(l.nonce)]) == string(l.nonce[:]) {
-			continue
-		}
-		if l.nsubs.Load() == 0 {
-			continue
-		}
-		for line := range bytes.Lines(msg[len(l.nonce):]) {
-			var e Event
-			if err := unmarshalEvent(line, &e); err != nil {
-				continue
-			}
-			l.fanOut(&e)
-		}
+	if l.tailer == nil { // else live subscribers read the stream
+		l.fanOut(&it.ev)
 	}
 }
 
@@ -506,11 +435,7 @@ func (l *Log) Close() error {
 		l.webhook.close(ctx)
 		cancel()
 	}
-	l.stopBG()
-	if l.liveSub != nil {
-		_ = l.liveSub.Close()
-		<-l.liveDone
-	}
+	l.stopBG() // ends the tailer, if any, at its next read (it delivers nothing after this)
 	l.closeSubscribers()
 	var err error
 	l.mu.Lock()

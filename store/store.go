@@ -79,6 +79,17 @@ type BatchAppender interface {
 	AppendBatch(ctx context.Context, stream string, maxLen int64, fn func(head []byte) (entries [][]byte, newHead []byte, err error)) (ids []string, err error)
 }
 
+// Tailer is implemented by stores that can wait for a stream's new entries; both stores do.
+// Tail returns up to count entries after afterID, oldest first, waiting up to block for the
+// first of them when there is none yet (block 0: do not wait). afterID "$" means the stream's
+// end as it is when Tail is called, "" or "0" its start. next is the cursor for the following
+// call: the ID of the last entry returned, or afterID resolved to an ID when none came, so that
+// a reader that always passes next back misses nothing appended after its first call (unless
+// trimming drops it first). The wait ends early when ctx ends, with ctx's error.
+type Tailer interface {
+	Tail(ctx context.Context, stream, afterID string, count int64, block time.Duration) (entries []Entry, next string, err error)
+}
+
 // AppendOne is Append done with AppendBatch and a batch of one, for stores whose one way to
 // append is their batch append.
 func AppendOne(ctx context.Context, b BatchAppender, stream string, maxLen int64, fn func(head []byte) (entry, newHead []byte, err error)) (string, error) {

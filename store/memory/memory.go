@@ -30,6 +30,8 @@ type stream struct {
 	entries []streamEntry // ordered by id
 	last    streamID      // the last id handed out, even if trimmed since
 	head    []byte
+	// appended is closed (and cleared) by the next append; Tail creates it to wait for one.
+	appended chan struct{}
 }
 
 // Store is an in-memory store.Store. The zero value is not usable; call New.
@@ -48,6 +50,7 @@ type Store struct {
 var (
 	_ store.Store         = (*Store)(nil)
 	_ store.BatchAppender = (*Store)(nil)
+	_ store.Tailer        = (*Store)(nil)
 )
 
 // New returns an empty store. now may be nil (time.Now); tests pass a fake clock.
@@ -432,6 +435,10 @@ func (s *Store) AppendBatch(ctx context.Context, name string, maxLen int64, fn f
 	}
 	ids := idStrings(st.entries[first:])
 	st.setHead(head)
+	if st.appended != nil {
+		close(st.appended)
+		st.appended = nil
+	}
 	if maxLen > 0 && int64(len(st.entries)) > maxLen {
 		drop := len(st.entries) - int(maxLen)
 		clear(st.entries[:drop])
@@ -488,11 +495,15 @@ func (s *Store) Range(ctx context.Context, name, afterID string, count int64) ([
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.streams[name]
+	return s.streams[name].after(after, count), nil
+}
+
+// after returns copies of up to count entries after id (count <= 0: all). Under the lock.
+func (st *stream) after(id streamID, count int64) []store.Entry {
 	if st == nil {
-		return []store.Entry{}, nil
+		return []store.Entry{}
 	}
-	start := sort.Search(len(st.entries), func(i int) bool { return st.entries[i].id.after(after) })
+	start := sort.Search(len(st.entries), func(i int) bool { return st.entries[i].id.after(id) })
 	end := len(st.entries)
 	if count > 0 && int64(end-start) > count {
 		end = start + int(count)
@@ -501,7 +512,68 @@ func (s *Store) Range(ctx context.Context, name, afterID string, count int64) ([
 	for _, e := range st.entries[start:end] {
 		out = append(out, store.Entry{ID: e.id.String(), Value: cloneValue(e.value)})
 	}
-	return out, nil
+	return out
+}
+
+// Tail implements store.Tailer: it waits for the next append to the stream, in this process.
+func (s *Store) Tail(ctx context.Context, name, afterID string, count int64, block time.Duration) ([]store.Entry, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	var after streamID
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, "", fmt.Errorf("store: closed")
+	}
+	st := s.streams[name]
+	if st == nil {
+		st = &stream{}
+		s.streams[name] = st
+	}
+	switch afterID {
+	case "$":
+		after = st.last
+	case "", "0":
+	default:
+		var err error
+		if after, err = parseID(afterID); err != nil {
+			s.mu.Unlock()
+			return nil, "", err
+		}
+	}
+	var timer *time.Timer
+	for {
+		if out := st.after(after, count); len(out) > 0 {
+			s.mu.Unlock()
+			return out, out[len(out)-1].ID, nil
+		}
+		if block <= 0 {
+			s.mu.Unlock()
+			return nil, after.String(), nil
+		}
+		if st.appended == nil {
+			st.appended = make(chan struct{})
+		}
+		appended := st.appended
+		s.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(block)
+			defer timer.Stop()
+		}
+		select {
+		case <-appended:
+		case <-timer.C:
+			return nil, after.String(), nil
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, "", fmt.Errorf("store: closed")
+		}
+	}
 }
 
 // Head implements store.Store.
@@ -568,6 +640,12 @@ func (s *Store) Close() error {
 	for _, subs := range s.subs {
 		for sub := range subs {
 			sub.closeLocked()
+		}
+	}
+	for _, st := range s.streams {
+		if st.appended != nil { // wake Tail calls, which then see the store closed
+			close(st.appended)
+			st.appended = nil
 		}
 	}
 	return nil

@@ -65,6 +65,7 @@ type Store struct {
 var (
 	_ store.Store         = (*Store)(nil)
 	_ store.BatchAppender = (*Store)(nil)
+	_ store.Tailer        = (*Store)(nil)
 )
 
 // New connects to the Redis that cfg names and checks that it answers. The error names the
@@ -519,15 +520,59 @@ func (s *Store) Range(ctx context.Context, stream, afterID string, count int64) 
 	if err != nil {
 		return nil, fail(ctx, "range", stream, err)
 	}
+	return streamEntries("range", stream, msgs)
+}
+
+func streamEntries(op, stream string, msgs []goredis.XMessage) ([]store.Entry, error) {
 	out := make([]store.Entry, 0, len(msgs))
 	for _, m := range msgs {
 		v, ok := m.Values[entryField].(string)
 		if !ok {
-			return nil, fmt.Errorf("redis range %q: entry %s has no field %q", stream, m.ID, entryField)
+			return nil, fmt.Errorf("redis %s %q: entry %s has no field %q", op, stream, m.ID, entryField)
 		}
 		out = append(out, store.Entry{ID: m.ID, Value: []byte(v)})
 	}
 	return out, nil
+}
+
+// Tail implements store.Tailer with XREAD BLOCK, which Redis answers as soon as any replica
+// appends. "$" is first resolved to the stream's last entry ID (XREVRANGE), so that the cursor
+// handed back is always a real one and nothing appended between two calls is missed. A
+// blocked XREAD holds one pooled connection; block bounds how long ctx's end can go unseen.
+func (s *Store) Tail(ctx context.Context, stream, afterID string, count int64, block time.Duration) ([]store.Entry, string, error) {
+	entriesKey, _ := s.streamKeys(stream)
+	switch afterID {
+	case "$":
+		last, err := s.client.XRevRangeN(ctx, entriesKey, "+", "-", 1).Result()
+		if err != nil {
+			return nil, "", fail(ctx, "tail", stream, err)
+		}
+		afterID = "0-0"
+		if len(last) == 1 {
+			afterID = last[0].ID
+		}
+	case "", "0":
+		afterID = "0-0"
+	}
+	args := &goredis.XReadArgs{Streams: []string{entriesKey, afterID}, Count: count, Block: -1}
+	if block > 0 {
+		args.Block = max(block, time.Millisecond) // BLOCK 0 would wait for ever
+	}
+	res, err := s.client.XRead(ctx, args).Result()
+	if errors.Is(err, goredis.Nil) {
+		return nil, afterID, nil
+	}
+	if err != nil {
+		return nil, "", fail(ctx, "tail", stream, err)
+	}
+	if len(res) == 0 || len(res[0].Messages) == 0 {
+		return nil, afterID, nil
+	}
+	out, err := streamEntries("tail", stream, res[0].Messages)
+	if err != nil {
+		return nil, "", err
+	}
+	return out, out[len(out)-1].ID, nil
 }
 
 // Head implements store.Store.

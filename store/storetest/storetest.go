@@ -71,6 +71,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"RangePaging", testRangePaging},
 		{"RangeEmptyAndBadID", testRangeEmptyAndBadID},
 		{"MaxLenTrimming", testMaxLenTrimming},
+		{"Tail", testTail},
 		{"ContextDone", testContextDone},
 		{"Ping", testPing},
 	}
@@ -98,6 +99,7 @@ func RunReplicas(t *testing.T, newReplicas NewReplicas) {
 		{"AppendChainAcrossReplicas", testReplicasAppend},
 		{"AppendBatchChainAcrossReplicas", testReplicasAppendBatch},
 		{"UpdateAcrossReplicas", testReplicasUpdate},
+		{"TailAcrossReplicas", testReplicasTail},
 		{"SetNXAcrossReplicas", testReplicasSetNX},
 	}
 	for _, tc := range tests {
@@ -1245,5 +1247,137 @@ func testReplicasAppendBatch(t *testing.T, a, b store.Store) {
 	fromB := checkChain(t, b, "audit", 100)
 	if len(fromA) != 2*perReplica*size || len(fromB) != len(fromA) {
 		t.Fatalf("replicas see %d and %d entries, want %d", len(fromA), len(fromB), 2*perReplica*size)
+	}
+}
+
+// tailer is s as a store.Tailer; every store in this repository is one.
+func tailer(t *testing.T, s store.Store) store.Tailer {
+	t.Helper()
+	tl, ok := s.(store.Tailer)
+	if !ok {
+		t.Fatalf("%T does not implement store.Tailer", s)
+	}
+	return tl
+}
+
+// tailWait is long enough that a Tail that should have been woken by an append but was not
+// fails the test (it returns no entry) instead of passing late; it is never waited in full
+// when the store works.
+const tailWait = 30 * time.Second
+
+func testTail(t *testing.T, s store.Store, _ func(time.Duration)) {
+	ctx := testContext(t)
+	tl := tailer(t, s)
+	values := func(entries []store.Entry) string {
+		var out []string
+		for _, e := range entries {
+			out = append(out, string(e.Value))
+		}
+		return strings.Join(out, ",")
+	}
+	appendValues := func(vs ...string) []string {
+		t.Helper()
+		var ids []string
+		for _, v := range vs {
+			id, err := s.Append(ctx, "log", 0, func([]byte) ([]byte, []byte, error) { return []byte(v), []byte("h" + v), nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+
+	// "$" on a stream that does not exist yet: nothing, and a cursor that sees what comes next.
+	got, cursor, err := tl.Tail(ctx, "log", "$", 10, 0)
+	if err != nil || len(got) != 0 || cursor == "" || cursor == "$" {
+		t.Fatalf(`Tail("$") of an absent stream = %q, %q, %v; want nothing and a real cursor`, values(got), cursor, err)
+	}
+	ids := appendValues("e0", "e1", "e2")
+	got, next, err := tl.Tail(ctx, "log", cursor, 2, 0)
+	if err != nil || values(got) != "e0,e1" || next != ids[1] || got[0].ID != ids[0] {
+		t.Fatalf("Tail(cursor, 2) = %q (next %q), %v; want e0,e1 (next %s)", values(got), next, err, ids[1])
+	}
+	got, next, err = tl.Tail(ctx, "log", next, 0, 0)
+	if err != nil || values(got) != "e2" || next != ids[2] {
+		t.Fatalf("Tail(next, all) = %q (next %q), %v; want e2 (next %s)", values(got), next, err, ids[2])
+	}
+	if got, again, err := tl.Tail(ctx, "log", next, 10, 0); err != nil || len(got) != 0 || again != next {
+		t.Fatalf("Tail at the end without waiting = %q (next %q), %v; want nothing (next %s)", values(got), again, err, next)
+	}
+	// "$" on a stream with entries resolves to its last one; "" is its start.
+	if got, end, err := tl.Tail(ctx, "log", "$", 10, 0); err != nil || len(got) != 0 || end != ids[2] {
+		t.Fatalf(`Tail("$") = %q (next %q), %v; want nothing (next %s)`, values(got), end, err, ids[2])
+	}
+	if got, _, err := tl.Tail(ctx, "log", "", 1, 0); err != nil || values(got) != "e0" {
+		t.Fatalf(`Tail("", 1) = %q, %v; want e0`, values(got), err)
+	}
+
+	// A waiting Tail is woken by the next append and returns it.
+	type result struct {
+		entries []store.Entry
+		next    string
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		entries, next, err := tl.Tail(ctx, "log", next, 10, tailWait)
+		done <- result{entries, next, err}
+	}()
+	more := appendValues("e3")
+	r := <-done
+	if r.err != nil || values(r.entries) != "e3" || r.next != more[0] {
+		t.Fatalf("waiting Tail = %q (next %q), %v; want e3 (next %s)", values(r.entries), r.next, r.err, more[0])
+	}
+	if _, _, err := tl.Tail(ctx, "log", "not-an-id", 1, 0); err == nil {
+		t.Fatal("Tail with a malformed afterID succeeded")
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := tl.Tail(cancelled, "log", "$", 1, tailWait); err == nil {
+		t.Fatal("Tail with an ended context succeeded")
+	}
+}
+
+// A replica waiting on the stream sees what another replica appends.
+func testReplicasTail(t *testing.T, a, b store.Store) {
+	ctx := testContext(t)
+	_, cursor, err := tailer(t, b).Tail(ctx, "audit", "$", 10, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		entries []store.Entry
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var all []store.Entry
+		for len(all) < 3 {
+			entries, next, err := tailer(t, b).Tail(ctx, "audit", cursor, 10, tailWait)
+			if err != nil || len(entries) == 0 {
+				done <- result{all, err}
+				return
+			}
+			all, cursor = append(all, entries...), next
+		}
+		done <- result{all, nil}
+	}()
+	var ids []string
+	for i := range 3 {
+		id, err := appendChained(ctx, a, "audit", 0, fmt.Sprintf("a%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	r := <-done
+	if r.err != nil || len(r.entries) != 3 {
+		t.Fatalf("replica b tailed %d of 3 entries appended on a: %v", len(r.entries), r.err)
+	}
+	for i, e := range r.entries {
+		if e.ID != ids[i] {
+			t.Fatalf("entry %d on b is %s, a appended %s", i, e.ID, ids[i])
+		}
 	}
 }
