@@ -7,6 +7,8 @@ package redis
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -40,7 +42,7 @@ const (
 	// pingTimeout bounds New's connectivity check when the caller's context has no sooner
 	// deadline.
 	pingTimeout = 5 * time.Second
-	// maxTxAttempts bounds the optimistic WATCH/MULTI/EXEC loops of Update and Append. A
+	// maxTxAttempts bounds the compare-and-set loops of Update and Append. A
 	// writer loses a round only when another writer commits, so with fewer concurrent
 	// writers on one key than this, ErrConflict cannot happen.
 	maxTxAttempts = 100
@@ -221,77 +223,84 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// callbackError carries an error from the caller's fn through go-redis's Watch, so that it is
-// returned as it is rather than wrapped as a Redis failure.
-type callbackError struct{ err error }
-
-func (e callbackError) Error() string { return e.err.Error() }
-
-// optimistic runs fn in a WATCH on key until its MULTI/EXEC commits, retrying (after a short
-// random pause) when another writer changed key in between, at most maxTxAttempts times.
-func (s *Store) optimistic(ctx context.Context, key string, fn func(*goredis.Tx) error) error {
+// Update implements store.Store as a read, then a compare-and-set: GET, fn, then a script that
+// writes fn's value only if the key still holds what fn saw (compared by SHA-1 inside Redis, so
+// the old value is not sent back) and otherwise replies with the current value, on which fn
+// runs again without another read. That is two round trips when nobody else writes the key in
+// between, where WATCH, GET and MULTI/EXEC took three. fn may run several times.
+func (s *Store) Update(ctx context.Context, key string, fn func(old []byte) ([]byte, time.Duration, error)) error {
+	k := s.key(key)
+	old, err := s.client.Get(ctx, k).Bytes()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		old = nil
+	case err != nil:
+		return fail(ctx, "update", key, err)
+	case old == nil:
+		old = []byte{} // present but empty: not absent
+	}
 	for attempt := range maxTxAttempts {
-		err := s.client.Watch(ctx, fn, key)
-		if !errors.Is(err, goredis.TxFailedErr) {
+		value, ttl, err := fn(old)
+		if err != nil {
 			return err
 		}
-		backoff := min(maxTxBackoff, time.Duration(attempt+1)*time.Millisecond/2)
-		t := time.NewTimer(rand.N(backoff) + 1)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		expect := "" // absent
+		if old != nil {
+			sum := sha1.Sum(old) // a change detector, not a security boundary
+			expect = hex.EncodeToString(sum[:])
+		}
+		set, ms := "0", int64(0)
+		if value == nil {
+			value = []byte{}
+		} else {
+			set, ms = "1", expiration(ttl).Milliseconds()
+		}
+		res, err := updateScript.Run(ctx, s.client, []string{k}, expect, set, value, ms).Slice()
+		if err != nil {
+			return fail(ctx, "update", key, err)
+		}
+		if len(res) > 0 && res[0] == int64(1) {
+			return nil
+		}
+		// Another writer changed the key: run fn again on what it holds now.
+		old = nil
+		if len(res) == 2 {
+			cur, _ := res[1].(string)
+			old = []byte(cur)
+		}
+		if attempt > 0 { // repeated collisions: spread the writers out a little
+			backoff := min(maxTxBackoff, time.Duration(attempt)*time.Millisecond/2)
+			t := time.NewTimer(rand.N(backoff) + 1)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
 		}
 	}
 	return store.ErrConflict
 }
 
-// getOrNil reads key inside a transaction; an absent key reads as nil.
-func getOrNil(ctx context.Context, tx *goredis.Tx, key string) ([]byte, error) {
-	v, err := tx.Get(ctx, key).Bytes()
-	if errors.Is(err, goredis.Nil) {
-		return nil, nil
-	}
-	return v, err
-}
-
-// Update implements store.Store with WATCH/MULTI/EXEC: fn may run several times.
-func (s *Store) Update(ctx context.Context, key string, fn func(old []byte) ([]byte, time.Duration, error)) error {
-	k := s.key(key)
-	err := s.optimistic(ctx, k, func(tx *goredis.Tx) error {
-		old, err := getOrNil(ctx, tx, k)
-		if err != nil {
-			return err
-		}
-		value, ttl, err := fn(old)
-		if err != nil {
-			return callbackError{err}
-		}
-		_, err = tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-			if value == nil {
-				p.Del(ctx, k)
-			} else {
-				p.Set(ctx, k, value, expiration(ttl))
-			}
-			return nil
-		})
-		return err
-	})
-	return s.txResult(ctx, "update", key, err)
-}
-
-func (s *Store) txResult(ctx context.Context, op, key string, err error) error {
-	var cb callbackError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &cb):
-		return cb.err
-	default:
-		return fail(ctx, op, key, err)
-	}
-}
+// updateScript is Update's compare-and-set. KEYS: the key. ARGV: the SHA-1 hex of the value fn
+// saw ("" = absent), "1" to set or "0" to delete, the value, its expiry in milliseconds (0 =
+// none). Replies {1} when written, else {0} when the key is now absent or {0, current value}.
+var updateScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == false then
+  if ARGV[1] ~= '' then return {0} end
+elseif ARGV[1] == '' or redis.sha1hex(cur) ~= ARGV[1] then
+  return {0, cur}
+end
+if ARGV[2] == '0' then
+  redis.call('DEL', KEYS[1])
+elseif tonumber(ARGV[4]) > 0 then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+else
+  redis.call('SET', KEYS[1], ARGV[3])
+end
+return {1}
+`)
 
 // IncrBy implements store.Store. SET NX with the ttl followed by INCRBY, in one MULTI/EXEC,
 // creates the counter with its expiry and leaves an existing counter's expiry alone.

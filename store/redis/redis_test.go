@@ -311,3 +311,52 @@ func TestDeleteAllRemovesOnlyItsPrefix(t *testing.T) {
 		}
 	}
 }
+
+// Update's compare-and-set: a write by another replica between Update's read and its write
+// makes fn run again on the new value (or on nil when the key was deleted), and nothing fn
+// computed from the stale value is stored.
+func TestUpdateRerunsOnAConcurrentWrite(t *testing.T) {
+	url := testenv.Redis(t)
+	prefix := uniquePrefix()
+	a, b := open(t, url, prefix), open(t, url, prefix)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		interfere func() error
+		second    string // the old value fn must see on its second run ("<nil>" = absent)
+	}{
+		{"changed", func() error { return b.Set(ctx, "k", []byte("theirs"), 0) }, "theirs"},
+		{"deleted", func() error { return b.Delete(ctx, "k") }, "<nil>"},
+		{"emptied", func() error { return b.Set(ctx, "k", []byte{}, 0) }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := a.Set(ctx, "k", []byte("start"), 0); err != nil {
+				t.Fatal(err)
+			}
+			var seen []string
+			err := a.Update(ctx, "k", func(old []byte) ([]byte, time.Duration, error) {
+				if old == nil {
+					seen = append(seen, "<nil>")
+				} else {
+					seen = append(seen, string(old))
+				}
+				if len(seen) == 1 {
+					if err := tc.interfere(); err != nil {
+						return nil, 0, err
+					}
+				}
+				return []byte("mine after " + seen[len(seen)-1]), time.Minute, nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(seen) != 2 || seen[0] != "start" || seen[1] != tc.second {
+				t.Fatalf("fn saw %q, want [start %s]", seen, tc.second)
+			}
+			got, err := a.Get(ctx, "k")
+			if want := "mine after " + tc.second; err != nil || string(got) != want {
+				t.Fatalf("Get = %q, %v; want %q", got, err, want)
+			}
+		})
+	}
+}
