@@ -31,11 +31,13 @@ const (
 	amzDateFormat     = sigv4.DateFormat
 	maxPresignExpires = 7 * 24 * time.Hour
 
-	payloadUnsigned            = "UNSIGNED-PAYLOAD"
-	payloadStreamingUnsigned   = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
-	payloadStreamingSignedPref = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
-	payloadStreamingECDSAPref  = "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD"
-	emptySHA256                = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	payloadUnsigned          = "UNSIGNED-PAYLOAD"
+	payloadStreamingUnsigned = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+	// Chunk-signed bodies: verified chunk by chunk as they stream (see SigV4Result.Chunks).
+	payloadStreamingSigned        = sigv4.StreamingSignedPayload
+	payloadStreamingSignedTrailer = sigv4.StreamingSignedPayloadTrailer
+	payloadStreamingECDSAPref     = "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD"
+	emptySHA256                   = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 )
 
 // SigV4Config configures a SigV4Verifier.
@@ -132,12 +134,18 @@ type SigV4Result struct {
 	Region      string
 	// Date is the signing time (X-Amz-Date).
 	Date time.Time
-	// PayloadHash is the payload hash the signature covers: a hex SHA-256, UNSIGNED-PAYLOAD
-	// or STREAMING-UNSIGNED-PAYLOAD-TRAILER. The proxy re-signs the upstream request with the
-	// same value, so the upstream checks the body against it too.
+	// PayloadHash is the payload hash the signature covers: a hex SHA-256, UNSIGNED-PAYLOAD,
+	// STREAMING-UNSIGNED-PAYLOAD-TRAILER or STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]. The
+	// proxy re-signs the upstream request with the same value, so the upstream checks the body
+	// against it too.
 	PayloadHash   string
 	Presigned     bool
 	SignedHeaders []string
+	// Chunks is set for a chunk-signed body (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]): the
+	// chain the client's chunk signatures must follow, seeded by the request's signature. The
+	// body itself is not read by Verify; the signer checks every chunk against this chain while
+	// it re-signs the body for the upstream. It holds the derived signing key and never prints.
+	Chunks *sigv4.ChunkChain
 }
 
 // sigv4Input is the signature's parameters, from the Authorization header or the query.
@@ -198,10 +206,15 @@ func (v *SigV4Verifier) Verify(r *http.Request) (*SigV4Result, error) {
 		return nil, e
 	}
 	// Only now, with the signature known good, is the body worth reading.
-	if strings.HasPrefix(payload, payloadStreamingSignedPref) || strings.HasPrefix(payload, payloadStreamingECDSAPref) {
+	var chunks *sigv4.ChunkChain
+	switch {
+	case strings.HasPrefix(payload, payloadStreamingECDSAPref):
 		return nil, refuse(errChunkSigned)
-	}
-	if !hashed {
+	case payload == payloadStreamingSigned || payload == payloadStreamingSignedTrailer:
+		if chunks, e = v.chunkChain(r, in, secret); e != nil {
+			return nil, e
+		}
+	case !hashed:
 		if e := v.checkBody(r, payload); e != nil {
 			return nil, e
 		}
@@ -215,6 +228,7 @@ func (v *SigV4Verifier) Verify(r *http.Request) (*SigV4Result, error) {
 		PayloadHash:   payload,
 		Presigned:     in.presigned,
 		SignedHeaders: in.signedHeaders,
+		Chunks:        chunks,
 	}, nil
 }
 

@@ -8,7 +8,10 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+
+	"github.com/airlockhq/airlock/internal/sigv4"
 )
 
 // payloadHash is the hash the signature covers: x-amz-content-sha256 when the client sent
@@ -24,14 +27,15 @@ func (v *SigV4Verifier) payloadHash(r *http.Request, in *sigv4Input) (payload st
 	if len(declared) == 1 {
 		d := declared[0]
 		switch {
-		case d == payloadUnsigned, d == payloadStreamingUnsigned,
-			strings.HasPrefix(d, payloadStreamingSignedPref), strings.HasPrefix(d, payloadStreamingECDSAPref):
+		case d == payloadUnsigned, d == payloadStreamingUnsigned, d == payloadStreamingSigned,
+			d == payloadStreamingSignedTrailer, strings.HasPrefix(d, payloadStreamingECDSAPref):
 			return d, false, nil
 		case isHexSHA256(d):
 			return d, false, nil
 		}
 		return "", false, refuse(sigv4Err(CodeContentSHA256Mismatch, http.StatusBadRequest,
-			"x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER or the hex SHA-256 of the body"))
+			"x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-UNSIGNED-PAYLOAD-TRAILER, "+
+				"STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER] or the hex SHA-256 of the body"))
 	}
 	if in.service == "s3" {
 		if in.presigned {
@@ -45,6 +49,30 @@ func (v *SigV4Verifier) payloadHash(r *http.Request, in *sigv4Input) (payload st
 	}
 	sum := sha256.Sum256(body)
 	return hex.EncodeToString(sum[:]), true, nil
+}
+
+// chunkChain checks what a chunk-signed upload needs besides its signature and returns the
+// chain its chunks must follow: the client's signing key, date and scope, seeded by the
+// request's signature. The chunks themselves are checked as they stream (sigv4.ChunkResigner).
+func (v *SigV4Verifier) chunkChain(r *http.Request, in *sigv4Input, secret string) (*sigv4.ChunkChain, *Error) {
+	if in.presigned {
+		return nil, errIncomplete("A chunk-signed upload must be signed in the Authorization header, not a presigned URL")
+	}
+	decoded := r.Header.Values("X-Amz-Decoded-Content-Length")
+	if len(decoded) != 1 {
+		return nil, refuse(sigv4Err(CodeMissingContentLength, http.StatusLengthRequired,
+			"A chunk-signed upload requires one x-amz-decoded-content-length header"))
+	}
+	if n, err := strconv.ParseInt(decoded[0], 10, 64); err != nil || n < 0 {
+		return nil, refuse(sigv4Err(CodeInvalidArgument, http.StatusBadRequest,
+			"x-amz-decoded-content-length must be the object's length in bytes"))
+	}
+	key := v.keys.Key(secret, in.scopeDate, in.region, in.service)
+	chain, err := sigv4.NewChunkChain(key, in.amzDate, in.region, in.service, in.signature)
+	if err != nil {
+		return nil, errIncomplete("The request cannot start a chunk signature chain")
+	}
+	return chain, nil
 }
 
 func isHexSHA256(s string) bool {

@@ -34,6 +34,10 @@ const (
 	CodeRequestEntityTooLarge = "RequestEntityTooLarge"
 	// CodeIncompleteBody is a body that ended before its declared length (client went away).
 	CodeIncompleteBody = "IncompleteBody"
+	// CodeMissingContentLength and CodeInvalidArgument refuse a chunk-signed upload without a
+	// valid x-amz-decoded-content-length.
+	CodeMissingContentLength = "MissingContentLength"
+	CodeInvalidArgument      = "InvalidArgument"
 )
 
 func sigv4Err(code string, status int, format string, args ...any) Error {
@@ -70,8 +74,8 @@ var (
 	errBodyMismatch   = sigv4Err(CodeContentSHA256Mismatch, http.StatusBadRequest,
 		"The provided 'x-amz-content-sha256' header does not match what was computed.")
 	errChunkSigned = sigv4Err(CodeNotImplemented, http.StatusNotImplemented,
-		"Chunk-signed uploads (x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD) are not supported by Airlock yet; "+
-			"use HTTPS to the Airlock endpoint, where the SDKs send UNSIGNED-PAYLOAD or a whole-body hash instead")
+		"Chunk-signed uploads with Signature Version 4A (x-amz-content-sha256: STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD) "+
+			"are not supported by Airlock; sign with SigV4 (STREAMING-AWS4-HMAC-SHA256-PAYLOAD is supported)")
 	errSigV2 = sigv4Err(CodeNotImplemented, http.StatusNotImplemented,
 		"Signature Version 2 is not supported by Airlock; sign with SigV4 (for `aws s3 presign` with aws-cli v1, "+
 			"set `s3 =` / `signature_version = s3v4` in the profile)")

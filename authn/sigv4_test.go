@@ -362,11 +362,21 @@ func TestSigV4Refusals(t *testing.T) {
 			q.Set("X-Amz-Expires", "3600")
 			r.URL.RawQuery = q.Encode()
 		}, want: CodeSignatureDoesNotMatch},
-		"chunk-signed upload": {req: func() sdkRequest {
+		"chunk-signed upload with SigV4a": {req: func() sdkRequest {
+			r := s3PutVirtualHost()
+			r.payload = "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD"
+			return r
+		}(), want: CodeNotImplemented},
+		"chunk-signed upload without x-amz-decoded-content-length": {req: func() sdkRequest {
 			r := s3PutVirtualHost()
 			r.payload = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 			return r
-		}(), want: CodeNotImplemented},
+		}(), want: CodeMissingContentLength},
+		"unknown streaming payload": {req: func() sdkRequest {
+			r := s3PutVirtualHost()
+			r.payload = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-OTHER"
+			return r
+		}(), want: CodeContentSHA256Mismatch},
 		"s3 without x-amz-content-sha256": {req: func() sdkRequest { r := s3GetPathStyle(); r.contentSHA256 = false; return r }(),
 			want: CodeIncompleteSignature},
 	}

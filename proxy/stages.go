@@ -15,6 +15,7 @@ import (
 	"github.com/airlockhq/airlock/authn"
 	"github.com/airlockhq/airlock/catalog"
 	"github.com/airlockhq/airlock/catalog/awscat"
+	"github.com/airlockhq/airlock/internal/sigv4"
 	"github.com/airlockhq/airlock/signer"
 )
 
@@ -305,8 +306,15 @@ func (p *Proxy) forwardAndAudit(w http.ResponseWriter, c *call) {
 func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 	c, out := toUpstream(pr)
 	// The query goes on as the client signed it; SignAWS drops presigned-URL parameters, the
-	// client's signature, whatever their case.
-	if err := signer.SignAWS(out.Context(), out, c.creds, c.sig.Service, c.sig.Region, c.sig.PayloadHash, p.cfg.Now()); err != nil {
+	// client's signature, whatever their case. A chunk-signed body is checked and re-signed
+	// chunk by chunk as it streams.
+	var err error
+	if c.sig.Chunks != nil {
+		err = signer.SignAWSChunked(out.Context(), out, c.creds, c.sig.Service, c.sig.Region, c.sig.PayloadHash, c.sig.Chunks, p.cfg.Now())
+	} else {
+		err = signer.SignAWS(out.Context(), out, c.creds, c.sig.Service, c.sig.Region, c.sig.PayloadHash, p.cfg.Now())
+	}
+	if err != nil {
 		// Leave the request unsigned: the upstream refuses it rather than us forwarding a
 		// half-signed call. Logged for the operator.
 		p.cfg.Logger.Error("re-sign failed", "request_id", c.id, "err", err)
@@ -344,6 +352,20 @@ func (p *Proxy) observeResponse(resp *http.Response) error {
 
 func (p *Proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	c := r.Context().Value(callKey{}).(*call)
+	// A chunk-signed body that failed its check on the way: the upstream got an aborted body,
+	// the client gets S3's answer for what was wrong with it.
+	var chunkErr *sigv4.ChunkError
+	if errors.As(err, &chunkErr) {
+		ce := &cloudError{Status: http.StatusBadRequest, Code: chunkErr.Code, Message: chunkErr.Message + " (request ID " + c.id + ")"}
+		if chunkErr.Code == sigv4.CodeSignatureDoesNotMatch {
+			ce.Status = http.StatusForbidden
+		}
+		c.status = ce.Status
+		p.cfg.Metrics.refused(c.action.Cloud, ce.Code)
+		p.cfg.Logger.Info("chunk-signed body refused", "request_id", c.id, "code", ce.Code, "err", err)
+		writeCloudError(w, c, ce)
+		return
+	}
 	c.status = http.StatusBadGateway
 	p.cfg.Metrics.upstreamError(c.action.Cloud)
 	p.cfg.Logger.Warn("upstream unreachable", "request_id", c.id, "upstream", c.upstream.host, "err", err)

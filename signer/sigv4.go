@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,11 +25,14 @@ var awsSigner sigv4.Signer
 const (
 	UnsignedPayload                 = "UNSIGNED-PAYLOAD"
 	StreamingUnsignedPayloadTrailer = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+	StreamingSignedPayload          = sigv4.StreamingSignedPayload
+	StreamingSignedPayloadTrailer   = sigv4.StreamingSignedPayloadTrailer
 )
 
-// ErrSignedStreamingPayload is returned for payloads in signed aws-chunked encoding
+// ErrSignedStreamingPayload is returned by SignAWS for payloads in signed aws-chunked encoding
 // (STREAMING-AWS4-HMAC-SHA256-PAYLOAD...): each chunk's signature chains from the client's
-// request signature, so re-signing the headers alone would make every chunk invalid.
+// request signature, so re-signing the headers alone would make every chunk invalid. Such a
+// request is re-signed with SignAWSChunked; the SigV4a variants (ECDSA) with neither.
 var ErrSignedStreamingPayload = errors.New("signed streaming payloads cannot be re-signed")
 
 // emptySHA256 is the payload hash of a request without a body.
@@ -67,14 +71,56 @@ func SignAWS(ctx context.Context, r *http.Request, creds aws.Credentials, servic
 	if strings.HasPrefix(payloadHash, "STREAMING-") && payloadHash != StreamingUnsignedPayloadTrailer {
 		return fmt.Errorf("sign aws request: %w (%s)", ErrSignedStreamingPayload, payloadHash)
 	}
+	prepareAWS(r, payloadHash)
+	awsSigner.Sign(r, sigv4Credentials(creds), service, region, payloadHash, now)
+	return nil
+}
+
+// SignAWSChunked is SignAWS for a body in signed aws-chunked encoding (payloadHash
+// STREAMING-AWS4-HMAC-SHA256-PAYLOAD or its -TRAILER variant). client is the chain the client's
+// chunk signatures follow, from the verifier. The headers are re-signed with creds, and r.Body
+// is replaced by a reader that checks every chunk against client and signs it anew from the
+// new request signature, chunk by chunk as the body streams: a chunk that fails its check ends
+// the body with a *sigv4.ChunkError, so the upstream never receives a complete upload that did
+// not verify. The body's length does not change; it cannot be replayed (r.GetBody is nil).
+func SignAWSChunked(ctx context.Context, r *http.Request, creds aws.Credentials, service, region, payloadHash string, client *sigv4.ChunkChain, now time.Time) error {
+	if r.URL == nil || r.URL.Host == "" {
+		return errors.New("sign aws request: no upstream host in the request URL")
+	}
+	if service == "" || region == "" {
+		return errors.New("sign aws request: service and region are required")
+	}
+	if payloadHash != StreamingSignedPayload && payloadHash != StreamingSignedPayloadTrailer {
+		return fmt.Errorf("sign aws request: %s is not a chunk-signed payload", payloadHash)
+	}
+	if client == nil || r.Body == nil || r.Body == http.NoBody {
+		return errors.New("sign aws request: a chunk-signed payload needs the client's chain and a body")
+	}
+	decoded, err := strconv.ParseInt(r.Header.Get("X-Amz-Decoded-Content-Length"), 10, 64)
+	if err != nil || decoded < 0 {
+		return errors.New("sign aws request: a chunk-signed payload needs x-amz-decoded-content-length")
+	}
+	prepareAWS(r, payloadHash)
+	upstream, err := awsSigner.SignChunked(r, sigv4Credentials(creds), service, region, payloadHash, now)
+	if err != nil {
+		return fmt.Errorf("sign aws request: %w", err)
+	}
+	r.Body = sigv4.NewChunkResigner(r.Body, client, upstream, decoded, payloadHash == StreamingSignedPayloadTrailer)
+	r.GetBody = nil
+	return nil
+}
+
+// prepareAWS leaves on r only what is to be signed for the upstream.
+func prepareAWS(r *http.Request, payloadHash string) {
 	StripClientAuth(r)
 	r.Host = r.URL.Host
 	// S3 requires the header and every service accepts it; it also tells the upstream how to
-	// check the body (hash, unsigned or unsigned-with-trailer).
+	// check the body (hash, unsigned, unsigned-with-trailer or chunk-signed).
 	r.Header.Set("X-Amz-Content-Sha256", payloadHash)
-	awsSigner.Sign(r, sigv4.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken},
-		service, region, payloadHash, now)
-	return nil
+}
+
+func sigv4Credentials(c aws.Credentials) sigv4.Credentials {
+	return sigv4.Credentials{AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken}
 }
 
 // StripClientAuth removes every client signature artifact (headers and presigned query

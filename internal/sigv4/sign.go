@@ -55,6 +55,19 @@ func headerNeverSigned(key string) bool {
 // the SDK signer does. payloadHash is the hex SHA-256 of the body or a literal such as
 // UNSIGNED-PAYLOAD; Sign does not set X-Amz-Content-Sha256.
 func (s *Signer) Sign(r *http.Request, creds Credentials, service, region, payloadHash string, now time.Time) {
+	s.sign(r, creds, service, region, payloadHash, now)
+}
+
+// SignChunked signs r as Sign does, for a body in signed aws-chunked encoding (payloadHash
+// StreamingSignedPayload or StreamingSignedPayloadTrailer), and returns the chain from which
+// the body's chunks are to be signed: the new request signature is its seed.
+func (s *Signer) SignChunked(r *http.Request, creds Credentials, service, region, payloadHash string, now time.Time) (*ChunkChain, error) {
+	seed, amzDate := s.sign(r, creds, service, region, payloadHash, now)
+	return NewChunkChain(s.keys.Key(creds.SecretAccessKey, amzDate[:8], region, service), amzDate, region, service, seed[:])
+}
+
+// sign is Sign, returning the signature and X-Amz-Date it set.
+func (s *Signer) sign(r *http.Request, creds Credentials, service, region, payloadHash string, now time.Time) (sig [sha256.Size]byte, amzDate string) {
 	sc := scratchPool.Get().(*scratch)
 	defer sc.release()
 
@@ -62,7 +75,7 @@ func (s *Signer) Sign(r *http.Request, creds Credentials, service, region, paylo
 		r.Header = http.Header{}
 	}
 	h := r.Header
-	amzDate := string(now.UTC().AppendFormat(sc.date[:0], DateFormat))
+	amzDate = string(now.UTC().AppendFormat(sc.date[:0], DateFormat))
 	h["X-Amz-Date"] = append(h["X-Amz-Date"][:0], amzDate)
 	if creds.SessionToken != "" {
 		h["X-Amz-Security-Token"] = append(h["X-Amz-Security-Token"][:0], creds.SessionToken)
@@ -97,7 +110,8 @@ func (s *Signer) Sign(r *http.Request, creds Credentials, service, region, paylo
 
 	date := amzDate[:8]
 	b = AppendStringToSign(b[:0], amzDate, date, region, service, sum)
-	sig := sc.hmac(s.keys.Key(creds.SecretAccessKey, date, region, service), b)
+	mac := sc.hmac(s.keys.Key(creds.SecretAccessKey, date, region, service), b)
+	copy(sig[:], mac)
 
 	b = append(b[:0], Algorithm+" Credential="...)
 	b = append(b, creds.AccessKeyID...)
@@ -106,9 +120,10 @@ func (s *Signer) Sign(r *http.Request, creds Credentials, service, region, paylo
 	b = append(b, ", SignedHeaders="...)
 	b = append(b, signed...)
 	b = append(b, ", Signature="...)
-	b = hex.AppendEncode(b, sig)
+	b = hex.AppendEncode(b, sig[:])
 	h["Authorization"] = append(h["Authorization"][:0], string(b))
 	sc.buf = b
+	return sig, amzDate
 }
 
 // appendCanonicalHeaders appends "name:values\n" for each header the SDK signer would sign, in
