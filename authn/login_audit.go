@@ -19,8 +19,11 @@ type Auditor interface {
 const (
 	StepBrowserLogin  = "browser"   // a browser session was created
 	StepTokenFirstUse = "api_token" // an ID token was presented to the API for the first time
-	StepLogout        = "logout"    // a browser session was ended
-	StepBootstrap     = "bootstrap" // the development bootstrap token was used
+	StepLogout        = "logout"    // a browser session was ended (by the user, or because the provider refused to refresh it: see reason)
+	// StepSessionRefresh: a browser session's groups (or email) changed when they were refreshed
+	// at the provider; reason says what they were before.
+	StepSessionRefresh = "refresh"
+	StepBootstrap      = "bootstrap" // the development bootstrap token was used
 )
 
 // loginEvent builds a "login" event: who, from where, and how; never a token.

@@ -19,7 +19,8 @@ import (
 
 // fakeProvider is a minimal OIDC provider for the -short suite: discovery, JWKS, an
 // authorization endpoint that logs the configured user in at once, and a token endpoint that
-// checks PKCE and signs ID tokens with a test RSA key.
+// checks PKCE and signs ID tokens with a test RSA key. Like Dex, it issues a refresh token with
+// each code and rotates it on every refresh, refusing one that was used before.
 type fakeProvider struct {
 	t   testing.TB
 	srv *httptest.Server
@@ -33,6 +34,18 @@ type fakeProvider struct {
 	codes     map[string]fakeCode
 	badNonce  bool
 	jwksHits  int
+
+	// Refresh tokens: live ones, what was issued last, and how the next refreshes go.
+	refreshTokens  map[string]bool
+	lastRefresh    string
+	refreshes      int           // refresh grants received
+	noRefresh      bool          // issue no refresh token at login (no offline_access)
+	refreshRefused bool          // answer refreshes with 400 invalid_grant
+	refreshStatus  int           // answer refreshes with this status (a provider in trouble)
+	refreshDrop    bool          // close the connection without an answer (unreachable)
+	refreshSubject string        // sign refreshed ID tokens for this subject instead
+	refreshArrived chan struct{} // when set, each refresh sends on it first...
+	refreshGate    chan struct{} // ...and, when set, waits for it to close before answering
 }
 
 type fakeCode struct {
@@ -61,7 +74,7 @@ func testRSAKey(t testing.TB, i int) *rsa.PrivateKey {
 
 func newFakeProvider(t testing.TB) *fakeProvider {
 	t.Helper()
-	p := &fakeProvider{t: t, key: testRSAKey(t, 0), kid: "key-1", codes: map[string]fakeCode{},
+	p := &fakeProvider{t: t, key: testRSAKey(t, 0), kid: "key-1", codes: map[string]fakeCode{}, refreshTokens: map[string]bool{},
 		user: map[string]any{"sub": "alice-sub", "email": "alice@example.com", "email_verified": true,
 			"groups": []string{"engineers", "oncall"}}}
 	p.published = []*rsa.PrivateKey{p.key}
@@ -110,6 +123,10 @@ func newFakeProvider(t testing.TB) *fakeProvider {
 		if !ok {
 			clientID = r.PostFormValue("client_id")
 		}
+		if r.PostFormValue("grant_type") == "refresh_token" {
+			p.refresh(w, r, clientID)
+			return
+		}
 		p.mu.Lock()
 		c, found := p.codes[r.PostFormValue("code")]
 		delete(p.codes, r.PostFormValue("code"))
@@ -125,12 +142,77 @@ func newFakeProvider(t testing.TB) *fakeProvider {
 		if p.badNonce {
 			claims["nonce"] = "not-the-nonce"
 		}
-		writeJSON(w, map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 3600,
-			"id_token": p.sign(claims)})
+		answer := map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 3600,
+			"id_token": p.sign(claims)}
+		if rt := p.issueRefresh(); rt != "" {
+			answer["refresh_token"] = rt
+		}
+		writeJSON(w, answer)
 	})
 	p.srv = httptest.NewServer(mux)
 	t.Cleanup(p.srv.Close)
 	return p
+}
+
+// issueRefresh returns a new live refresh token, or "" when the provider gives none.
+func (p *fakeProvider) issueRefresh() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.noRefresh {
+		return ""
+	}
+	rt := "rt-" + randomString()
+	p.refreshTokens[rt] = true
+	p.lastRefresh = rt
+	return rt
+}
+
+// refresh answers the refresh_token grant: a new ID token with the user's current claims and a
+// rotated refresh token; a token used before is refused.
+func (p *fakeProvider) refresh(w http.ResponseWriter, r *http.Request, clientID string) {
+	p.mu.Lock()
+	p.refreshes++
+	arrived, gate := p.refreshArrived, p.refreshGate
+	drop, status, refused, subject := p.refreshDrop, p.refreshStatus, p.refreshRefused, p.refreshSubject
+	rt := r.PostFormValue("refresh_token")
+	live := p.refreshTokens[rt]
+	p.mu.Unlock()
+	if arrived != nil {
+		select { // never blocks: a test that counts too many refreshes must fail, not hang
+		case arrived <- struct{}{}:
+		default:
+		}
+	}
+	if gate != nil {
+		<-gate
+	}
+	switch {
+	case drop:
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return
+	case status != 0:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		writeJSON(w, map[string]string{"error": "temporarily_unavailable"})
+		return
+	case refused || !live:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		writeJSON(w, map[string]string{"error": "invalid_grant", "error_description": "refresh token is invalid"})
+		return
+	}
+	p.mu.Lock()
+	delete(p.refreshTokens, rt)
+	p.mu.Unlock()
+	claims := p.claims(clientID, time.Hour)
+	if subject != "" {
+		claims["sub"] = subject
+	}
+	writeJSON(w, map[string]any{"access_token": "at2", "token_type": "Bearer", "expires_in": 3600,
+		"id_token": p.sign(claims), "refresh_token": p.issueRefresh()})
 }
 
 // claims returns the user's claims for a token to aud lasting ttl.

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -30,10 +31,14 @@ import (
 // only the ID, in the airlock_session cookie. Logging out deletes the record, so a copied cookie
 // stops working everywhere at once, on every replica.
 //
-// Group changes at the provider reach a session when it ends: the identity (and its groups) is
-// fixed at login and the session lives for at most TTL (default 12h), after which the user logs
-// in again and the provider's current groups apply. Keep TTL short where that matters; API calls
-// with bearer ID tokens are bounded by the token's own lifetime instead.
+// Group changes at the provider reach a session within GroupsRefresh (default 5m): the login
+// keeps the provider's refresh token in the record, sealed with AES-GCM, and the first request
+// that finds the session's groups older than that refreshes them with it (session_refresh.go).
+// A refusal by the provider (user removed or disabled, grant revoked) ends the session; a
+// provider that cannot be reached leaves the session unusable for that request but kept. A
+// session whose provider gave no refresh token needs a new login once its groups are older than
+// GroupsRefresh. Refreshing never extends a session: it lives for at most TTL (default 12h).
+// API calls with bearer ID tokens are bounded by the token's own lifetime instead.
 
 // Cookie names.
 const (
@@ -57,11 +62,18 @@ type SessionsConfig struct {
 	// PublicURL is where browsers reach Airlock; cookies are Secure when it is https, and
 	// state-changing requests must come from its origin.
 	PublicURL string
-	// TTL is how long a session lasts; default 12h.
+	// TTL is how long a session lasts; default 12h. Refreshing groups never extends it.
 	TTL time.Duration
+	// GroupsRefresh is how old a session's groups may get before the next request refreshes them
+	// at the provider; default 5m.
+	GroupsRefresh time.Duration
 	// Key signs login-state cookies and CSRF tokens. Empty: a random key is created once in the
 	// store and shared by every replica.
 	Key []byte
+	// TokenKey, when set, is the key from which the one that seals the provider's refresh tokens
+	// in session records is derived (pass the store's encryption key, so that a copy of the store
+	// alone does not reveal them). Empty: derived from Key, which then may live in the store.
+	TokenKey []byte
 	// Auditor records every login and logout; a login that cannot be recorded is refused.
 	Auditor Auditor
 	Logger  *slog.Logger
@@ -76,6 +88,8 @@ type Sessions struct {
 	origin   string // scheme://host of PublicURL
 	stateKey []byte
 	csrfKey  []byte
+	tokens   cipher.AEAD // seals refresh tokens in session records
+	refresh  refreshFlight
 }
 
 // NewSessions checks the config and loads (or creates) the signing key.
@@ -97,6 +111,9 @@ func NewSessions(ctx context.Context, cfg SessionsConfig) (*Sessions, error) {
 	if cfg.TTL <= 0 {
 		cfg.TTL = 12 * time.Hour
 	}
+	if cfg.GroupsRefresh <= 0 {
+		cfg.GroupsRefresh = 5 * time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -109,6 +126,14 @@ func NewSessions(ctx context.Context, cfg SessionsConfig) (*Sessions, error) {
 			return nil, fmt.Errorf("sessions: signing key: %w", err)
 		}
 	}
+	tokenKey := key
+	if len(cfg.TokenKey) > 0 {
+		tokenKey = cfg.TokenKey
+	}
+	tokens, err := newGCM(derive(tokenKey, "airlock session refresh token"))
+	if err != nil {
+		return nil, fmt.Errorf("sessions: refresh token key: %w", err)
+	}
 	s := &Sessions{
 		cfg:      cfg,
 		oauth:    cfg.OIDC.OAuth2Config(),
@@ -116,6 +141,7 @@ func NewSessions(ctx context.Context, cfg SessionsConfig) (*Sessions, error) {
 		origin:   u.Scheme + "://" + u.Host,
 		stateKey: derive(key, "airlock login state"),
 		csrfKey:  derive(key, "airlock csrf"),
+		tokens:   tokens,
 	}
 	s.oauth.RedirectURL = strings.TrimRight(cfg.PublicURL, "/") + CallbackPath
 	return s, nil
@@ -167,6 +193,24 @@ type sessionRecord struct {
 	Groups  []string  `json:"groups,omitempty"`
 	Created time.Time `json:"created"`
 	Expires time.Time `json:"expires"`
+	// Checked is when the provider last vouched for Email and Groups (the login, then each
+	// refresh); zero in records written before refreshes existed, which then count from Created.
+	Checked time.Time `json:"checked,omitzero"`
+	// Refresh is the provider's refresh token sealed with AES-GCM (sealRefresh), or empty when
+	// the provider gave none.
+	Refresh []byte `json:"refresh,omitempty"`
+}
+
+func (rec *sessionRecord) identity() Identity {
+	return Identity{Subject: rec.Subject, Email: rec.Email, Groups: slices.Clone(rec.Groups), ExpiresAt: rec.Expires}
+}
+
+// checked is when the record's groups were last confirmed by the provider.
+func (rec *sessionRecord) checked() time.Time {
+	if rec.Checked.IsZero() {
+		return rec.Created
+	}
+	return rec.Checked
 }
 
 func sessionKey(id string) string {
@@ -174,24 +218,47 @@ func sessionKey(id string) string {
 	return "authn:session:" + hex.EncodeToString(sum[:])
 }
 
-// Identity returns who holds the request's session cookie.
+// Identity returns who holds the request's session cookie. When the session's groups are older
+// than GroupsRefresh it first refreshes them at the provider (see refreshSession), and says no
+// when that is not possible for this request.
 func (s *Sessions) Identity(r *http.Request) (Identity, bool) {
 	c, err := r.Cookie(SessionCookie)
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
 		return Identity{}, false
 	}
-	data, err := s.cfg.Store.Get(r.Context(), sessionKey(c.Value))
+	key := sessionKey(c.Value)
+	rec, ok := s.read(r.Context(), key)
+	if !ok {
+		return Identity{}, false
+	}
+	if !s.stale(rec) {
+		return rec.identity(), true
+	}
+	if rec, ok = s.refreshSession(r, key, rec); !ok {
+		return Identity{}, false
+	}
+	return rec.identity(), true
+}
+
+// read returns the live session record under key.
+func (s *Sessions) read(ctx context.Context, key string) (sessionRecord, bool) {
+	var rec sessionRecord
+	data, err := s.cfg.Store.Get(ctx, key)
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.cfg.Logger.Error("read session", "err", err)
 		}
-		return Identity{}, false
+		return rec, false
 	}
-	var rec sessionRecord
 	if err := json.Unmarshal(data, &rec); err != nil || !s.cfg.Now().Before(rec.Expires) {
-		return Identity{}, false
+		return rec, false
 	}
-	return Identity{Subject: rec.Subject, Email: rec.Email, Groups: rec.Groups, ExpiresAt: rec.Expires}, true
+	return rec, true
+}
+
+// stale reports whether rec's groups are too old to be trusted without asking the provider.
+func (s *Sessions) stale(rec sessionRecord) bool {
+	return !s.cfg.Now().Before(rec.checked().Add(s.cfg.GroupsRefresh))
 }
 
 // RequireLogin lets through requests with a session, the identity in the context
@@ -279,7 +346,7 @@ func (s *Sessions) callback(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "login refused: "+ErrAuditUnavailable.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	sid, err := s.create(r.Context(), id)
+	sid, err := s.startSession(r.Context(), id, tok.RefreshToken)
 	if err != nil {
 		s.cfg.Logger.Error("create session", "err", err)
 		http.Error(w, "login failed: cannot store the session", http.StatusServiceUnavailable)
@@ -290,17 +357,28 @@ func (s *Sessions) callback(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, localPath(st.Next), http.StatusSeeOther)
 }
 
-// create stores a new session for id and returns the session ID for the cookie.
+// create stores a new session for id without a refresh token, as after a login at a provider
+// that gives none, and returns the session ID for the cookie.
 func (s *Sessions) create(ctx context.Context, id Identity) (string, error) {
+	return s.startSession(ctx, id, "")
+}
+
+// startSession stores a new session for id, keeping the provider's refresh token (if any)
+// sealed, and returns the session ID for the cookie.
+func (s *Sessions) startSession(ctx context.Context, id Identity, refreshToken string) (string, error) {
 	now := s.cfg.Now()
+	sid := randomString()
+	key := sessionKey(sid)
 	rec := sessionRecord{Subject: id.Subject, Email: id.Email, Groups: slices.Clone(id.Groups),
-		Created: now.UTC(), Expires: now.Add(s.cfg.TTL).UTC()}
+		Created: now.UTC(), Expires: now.Add(s.cfg.TTL).UTC(), Checked: now.UTC()}
+	if refreshToken != "" {
+		rec.Refresh = s.sealRefresh(key, refreshToken)
+	}
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return "", err
 	}
-	sid := randomString()
-	if err := s.cfg.Store.Set(ctx, sessionKey(sid), data, s.cfg.TTL); err != nil {
+	if err := s.cfg.Store.Set(ctx, key, data, s.cfg.TTL); err != nil {
 		return "", err
 	}
 	return sid, nil
@@ -337,10 +415,17 @@ func (s *Sessions) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Sessions) record(r *http.Request, id Identity, step string) error {
+	return s.recordWithReason(r.Context(), r, id, step, "")
+}
+
+// recordWithReason records a login event that says why in its reason field; ctx may outlive r's.
+func (s *Sessions) recordWithReason(ctx context.Context, r *http.Request, id Identity, step, reason string) error {
 	if s.cfg.Auditor == nil {
 		return nil
 	}
-	if err := s.cfg.Auditor.Record(r.Context(), loginEvent(r, id, step, s.cfg.Now())); err != nil {
+	e := loginEvent(r, id, step, s.cfg.Now())
+	e.Reason = reason
+	if err := s.cfg.Auditor.Record(ctx, e); err != nil {
 		s.cfg.Logger.Error("record login", "err", err, "identity", id)
 		return err
 	}

@@ -27,19 +27,10 @@ func dexLogin(user string) chromedp.Action[chromedp.Void] {
 	)
 }
 
-// A browser opens an approval page, is sent to Dex, logs in, and lands back on the page with
-// a session cookie; the page's approve form (with its CSRF token) then works.
-func TestDexBrowserLogin(t *testing.T) {
-	ctx := testenv.Browser(t, chromedp.WindowSize(1280, 900))
-	srv := httptest.NewUnstartedServer(nil)
-	publicURL := "http://" + srv.Listener.Addr().String()
-	d := testenv.StartDex(t, publicURL+CallbackPath)
-	aud := &recordingAuditor{}
-	s, err := NewSessions(context.Background(), SessionsConfig{OIDC: dexOIDC(t, d, nil), Store: memory.New(nil),
-		PublicURL: publicURL, Auditor: aud})
-	if err != nil {
-		t.Fatal(err)
-	}
+// dexSite is Airlock's stand-in for browser tests: the auth routes, an approval page showing who
+// is logged in with which groups (#who) and an approve form with its CSRF token, and the form's
+// target (#done).
+func dexSite(s *Sessions) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/auth/", s.Handler())
 	mux.Handle("GET /requests/{id}", s.RequireLogin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -57,7 +48,23 @@ func TestDexBrowserLogin(t *testing.T) {
 		}
 		fmt.Fprint(w, `<html><body><p id="done">approved</p></body></html>`)
 	})))
-	srv.Config.Handler = mux
+	return mux
+}
+
+// A browser opens an approval page, is sent to Dex, logs in, and lands back on the page with
+// a session cookie; the page's approve form (with its CSRF token) then works.
+func TestDexBrowserLogin(t *testing.T) {
+	ctx := testenv.Browser(t, chromedp.WindowSize(1280, 900))
+	srv := httptest.NewUnstartedServer(nil)
+	publicURL := "http://" + srv.Listener.Addr().String()
+	d := testenv.StartDex(t, publicURL+CallbackPath)
+	aud := &recordingAuditor{}
+	s, err := NewSessions(context.Background(), SessionsConfig{OIDC: dexOIDC(t, d, nil), Store: memory.New(nil),
+		PublicURL: publicURL, Auditor: aud})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = dexSite(s)
 	srv.Start()
 	t.Cleanup(srv.Close)
 

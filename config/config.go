@@ -77,6 +77,10 @@ type OIDC struct {
 	// groups it logged in with, so this bounds how long a group removed at the provider still
 	// counts there (default 12h, between 5m and 24h).
 	SessionTTL Duration `yaml:"session_ttl"`
+	// GroupsRefresh is how old a browser session's groups may get before the next request
+	// refreshes them at the provider with the login's refresh token; a user removed or disabled
+	// there loses the session then (default 5m, between 1m and 1h, at most session_ttl).
+	GroupsRefresh Duration `yaml:"groups_refresh"`
 }
 
 // Redis switches the store from the embedded memory store to Redis.
@@ -366,6 +370,9 @@ func (c *Config) SetDefaults() {
 	if c.OIDC.SessionTTL == 0 {
 		c.OIDC.SessionTTL = Duration(12 * time.Hour)
 	}
+	if c.OIDC.GroupsRefresh == 0 {
+		c.OIDC.GroupsRefresh = Duration(5 * time.Minute)
+	}
 	if c.Forward.OtherHosts == "" {
 		c.Forward.OtherHosts = "refuse"
 	}
@@ -406,6 +413,13 @@ func (c *Config) Validate() error {
 	}
 	if d := c.OIDC.SessionTTL.D(); d != 0 && (d < 5*time.Minute || d > 24*time.Hour) {
 		bad("oidc.session_ttl", "must be between 5m and 24h, got %s", d)
+	}
+	if d := c.OIDC.GroupsRefresh.D(); d != 0 {
+		if d < time.Minute || d > time.Hour {
+			bad("oidc.groups_refresh", "must be between 1m and 1h, got %s", d)
+		} else if ttl := c.OIDC.SessionTTL.D(); ttl != 0 && d > ttl {
+			bad("oidc.groups_refresh", "must not exceed oidc.session_ttl (%s), got %s", ttl, d)
+		}
 	}
 	if c.Redis.URL != "" {
 		if _, err := url.Parse(c.Redis.URL); err != nil || !strings.HasPrefix(c.Redis.URL, "redis") {

@@ -24,6 +24,10 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"bad duration", "hold: {wait: soon}\n", []string{"line 1", "soon"}},
 		{"session too long", "oidc: {session_ttl: 7d}\n", []string{"oidc.session_ttl", "between 5m and 24h"}},
 		{"session too short", "oidc: {session_ttl: 1m}\n", []string{"oidc.session_ttl", "between 5m and 24h"}},
+		{"groups refresh too short", "oidc: {groups_refresh: 30s}\n", []string{"oidc.groups_refresh", "between 1m and 1h", "30s"}},
+		{"groups refresh too long", "oidc: {groups_refresh: 2h, session_ttl: 12h}\n", []string{"oidc.groups_refresh", "between 1m and 1h"}},
+		{"groups refresh beyond the session", "oidc: {groups_refresh: 15m, session_ttl: 10m}\n",
+			[]string{"oidc.groups_refresh: must not exceed oidc.session_ttl (10m0s), got 15m0s"}},
 		{"every problem at once", "targets:\n  - cloud: aws\npolicies:\n  - decision: allow\n",
 			[]string{"targets[0].name: required", "targets[0].role_arn: required", "policies[0].name: required"}},
 	}
@@ -61,9 +65,20 @@ func TestDefaults(t *testing.T) {
 	if c.OIDC.SessionTTL.D() != 12*time.Hour {
 		t.Errorf("oidc.session_ttl default = %s, want 12h", c.OIDC.SessionTTL.D())
 	}
+	if c.OIDC.GroupsRefresh.D() != 5*time.Minute {
+		t.Errorf("oidc.groups_refresh default = %s, want 5m", c.OIDC.GroupsRefresh.D())
+	}
 	short, err := Parse([]byte("oidc: {issuer: https://idp.example.com, client_id: airlock, session_ttl: 1h}\n"))
 	if err != nil || short.OIDC.SessionTTL.D() != time.Hour {
 		t.Errorf("oidc.session_ttl 1h: %v, %v", short, err)
+	}
+	// The shortest session takes the default groups_refresh (equal is allowed), and 1m is allowed.
+	if c, err := Parse([]byte("oidc: {session_ttl: 5m}\n")); err != nil || c.OIDC.GroupsRefresh.D() != 5*time.Minute {
+		t.Errorf("oidc.session_ttl 5m with the default groups_refresh: %v", err)
+	}
+	tight, err := Parse([]byte("oidc: {issuer: https://idp.example.com, client_id: airlock, session_ttl: 5m, groups_refresh: 1m}\n"))
+	if err != nil || tight.OIDC.GroupsRefresh.D() != time.Minute {
+		t.Errorf("oidc.groups_refresh 1m: %v, %v", tight, err)
 	}
 }
 

@@ -129,7 +129,7 @@ func newServer(ctx context.Context, cfg *config.Config, logger *slog.Logger, opt
 	if err != nil {
 		return nil, err
 	}
-	apiAuth, sessions, oidcProvider, err := s.identity(ctx)
+	apiAuth, sessions, oidcProvider, err := s.identity(ctx, storeKey)
 	if err != nil {
 		return nil, err
 	}
@@ -232,8 +232,9 @@ func (s *server) openStore(ctx context.Context) ([]byte, error) {
 }
 
 // identity builds the API authenticator: OIDC when configured, the development bootstrap token
-// when asked for, and browser sessions for the pages.
-func (s *server) identity(ctx context.Context) (*authn.APIAuthenticator, *authn.Sessions, *authn.OIDC, error) {
+// when asked for, and browser sessions for the pages. storeKey seals the provider's refresh
+// tokens that sessions keep, like the cached cloud secrets.
+func (s *server) identity(ctx context.Context, storeKey []byte) (*authn.APIAuthenticator, *authn.Sessions, *authn.OIDC, error) {
 	var oidc *authn.OIDC
 	var sessions *authn.Sessions
 	ac := authn.APIAuthenticatorConfig{Dev: s.cfg.Dev, Store: s.store, Auditor: s.audit, Logger: s.logger}
@@ -247,7 +248,7 @@ func (s *server) identity(ctx context.Context) (*authn.APIAuthenticator, *authn.
 			return nil, nil, nil, fmt.Errorf("oidc: %w", err)
 		}
 		sessions, err = authn.NewSessions(ctx, authn.SessionsConfig{OIDC: oidc, Store: s.store, PublicURL: s.cfg.PublicURL, Auditor: s.audit, Logger: s.logger,
-			TTL: s.cfg.OIDC.SessionTTL.D()})
+			TTL: s.cfg.OIDC.SessionTTL.D(), GroupsRefresh: s.cfg.OIDC.GroupsRefresh.D(), TokenKey: storeKey})
 		if err != nil {
 			return nil, nil, nil, err
 		}
