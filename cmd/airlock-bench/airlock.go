@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -60,18 +62,52 @@ type airlockInstance struct {
 	closers  []func()
 }
 
-// countingAuditor counts hold decisions so the held-calls run knows when every call waits.
+// countingAuditor counts hold decisions so the held-calls run knows when every call waits, and,
+// while timing is on, how long each decision event took to record: the durable commit that
+// sits on every call's path before it is forwarded.
 type countingAuditor struct {
-	next  *audit.Log
-	holds atomic.Int64
+	next   *audit.Log
+	holds  atomic.Int64
+	timing atomic.Bool
+	mu     sync.Mutex
+	times  []time.Duration // guarded by mu
 }
 
 func (a *countingAuditor) Record(ctx context.Context, e *audit.Event) error {
+	timed := e.Kind == audit.KindDecision && a.timing.Load()
+	var start time.Time
+	if timed {
+		start = time.Now()
+	}
 	err := a.next.Record(ctx, e)
+	if timed {
+		d := time.Since(start)
+		a.mu.Lock()
+		a.times = append(a.times, d)
+		a.mu.Unlock()
+	}
 	if err == nil && e.Kind == audit.KindDecision && e.Decision == "hold" {
 		a.holds.Add(1)
 	}
 	return err
+}
+
+// startTiming starts collecting decision commit times afresh.
+func (a *countingAuditor) startTiming() {
+	a.mu.Lock()
+	a.times = a.times[:0]
+	a.mu.Unlock()
+	a.timing.Store(true)
+}
+
+// stopTiming stops collecting and returns the times collected, sorted.
+func (a *countingAuditor) stopTiming() []time.Duration {
+	a.timing.Store(false)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := slices.Clone(a.times)
+	slices.Sort(out)
+	return out
 }
 
 const benchPolicies = `

@@ -183,13 +183,14 @@ func run(o options) error {
 		return c
 	}
 	type mode struct {
-		name string
-		c    *signedClient
+		name    string
+		c       *signedClient
+		auditor *countingAuditor // nil for direct and the plain proxy
 	}
-	modes := []mode{{"direct", clientFor(upURL, nil)}, {"plain re-signing proxy", clientFor(plainURL, nil)},
-		{"airlock (memory store)", clientFor(mem.URL, mem)}}
+	modes := []mode{{"direct", clientFor(upURL, nil), nil}, {"plain re-signing proxy", clientFor(plainURL, nil), nil},
+		{"airlock (memory store)", clientFor(mem.URL, mem), mem.holds}}
 	if rds != nil {
-		modes = append(modes, mode{"airlock (redis store)", clientFor(rds.URL, rds)})
+		modes = append(modes, mode{"airlock (redis store)", clientFor(rds.URL, rds), rds.holds})
 	}
 
 	printHeader(o)
@@ -263,7 +264,15 @@ func run(o options) error {
 				// their connections instead of opening new ones.
 				c := *m.c
 				c.http = newHTTPClient(256)
-				results[i] = results[i].merge(runRate(m.name, &c, o.rate, o.warmup, o.duration/time.Duration(rounds)))
+				var measured func()
+				if m.auditor != nil {
+					measured = m.auditor.startTiming
+				}
+				r := runRate(m.name, &c, o.rate, o.warmup, o.duration/time.Duration(rounds), measured)
+				if m.auditor != nil {
+					r.commits = m.auditor.stopTiming()
+				}
+				results[i] = results[i].merge(r)
 			}
 		}
 		printRate(o, results, capacity)

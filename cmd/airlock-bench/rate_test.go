@@ -99,7 +99,7 @@ func TestRunRateIsOpenLoop(t *testing.T) {
 		creds: aws.Credentials{AccessKeyID: "AKIDTEST", SecretAccessKey: "secret"}}
 
 	const rate = 200
-	r := runRate("test", c, rate, 100*time.Millisecond, 300*time.Millisecond)
+	r := runRate("test", c, rate, 100*time.Millisecond, 300*time.Millisecond, nil)
 	s := schedule{rate: rate}
 	warm, all := s.due(s.start.Add(100*time.Millisecond)), s.due(s.start.Add(400*time.Millisecond))
 	if r.scheduled != all-warm || int64(len(r.latencies)) != r.scheduled || r.errors != 0 {
