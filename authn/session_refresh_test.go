@@ -50,7 +50,13 @@ type refreshEnv struct {
 
 func newRefreshEnv(t *testing.T, mod func(*fakeProvider)) *refreshEnv {
 	t.Helper()
-	e := &refreshEnv{p: newFakeProvider(t), st: memory.New(nil), clock: &testClock{t: time.Now()},
+	return newRefreshEnvOn(t, memory.New(nil), mod)
+}
+
+// newRefreshEnvOn is newRefreshEnv with the sessions in st.
+func newRefreshEnvOn(t *testing.T, st store.Store, mod func(*fakeProvider)) *refreshEnv {
+	t.Helper()
+	e := &refreshEnv{p: newFakeProvider(t), st: st, clock: &testClock{t: time.Now()},
 		aud: &recordingAuditor{}, logs: &lockedBuffer{}}
 	if mod != nil {
 		mod(e.p)
@@ -295,7 +301,11 @@ func TestSessionWithoutRefreshTokenNeedsLogin(t *testing.T) {
 // Many requests on two replicas (two Sessions sharing one store) find the same stale session at
 // once: exactly one refresh reaches the provider, and every request gets the refreshed groups.
 func TestSessionRefreshConcurrentOnce(t *testing.T) {
-	e := newRefreshEnv(t, nil)
+	testConcurrentRefreshOnce(t, memory.New(nil))
+}
+
+func testConcurrentRefreshOnce(t *testing.T, st store.Store) {
+	e := newRefreshEnvOn(t, st, nil)
 	replica2, err := NewSessions(context.Background(), SessionsConfig{OIDC: e.s.cfg.OIDC, Store: e.st,
 		PublicURL: e.s.cfg.PublicURL, Key: e.s.cfg.Key, Now: e.clock.Now, Auditor: e.aud, Logger: e.s.cfg.Logger})
 	if err != nil {
