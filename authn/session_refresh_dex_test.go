@@ -104,7 +104,7 @@ func TestDexSessionGroupsRefresh(t *testing.T) {
 	clock := &testClock{t: time.Now()} // the sessions' clock: refreshes are due when it moves
 	st := memory.New(nil)
 	aud := &recordingAuditor{}
-	logs := &lockedBuffer{}
+	logs := &testenv.LockedBuffer{}
 	s, err := NewSessions(context.Background(), SessionsConfig{OIDC: dexOIDC(t, d.Dex, nil), Store: st,
 		PublicURL: publicURL, Auditor: aud, Now: clock.Now, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {

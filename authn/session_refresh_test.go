@@ -15,27 +15,10 @@ import (
 	"time"
 
 	"github.com/airlockhq/airlock/audit"
+	"github.com/airlockhq/airlock/internal/testenv"
 	"github.com/airlockhq/airlock/store"
 	"github.com/airlockhq/airlock/store/memory"
 )
-
-// lockedBuffer collects log output from concurrent requests.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // refreshEnv is a session created by a real browser login at the fake provider.
 type refreshEnv struct {
@@ -44,7 +27,7 @@ type refreshEnv struct {
 	st     store.Store
 	clock  *testClock
 	aud    *recordingAuditor
-	logs   *lockedBuffer
+	logs   *testenv.LockedBuffer
 	cookie *http.Cookie
 }
 
@@ -57,7 +40,7 @@ func newRefreshEnv(t *testing.T, mod func(*fakeProvider)) *refreshEnv {
 func newRefreshEnvOn(t *testing.T, st store.Store, mod func(*fakeProvider)) *refreshEnv {
 	t.Helper()
 	e := &refreshEnv{p: newFakeProvider(t), st: st, clock: &testClock{t: time.Now()},
-		aud: &recordingAuditor{}, logs: &lockedBuffer{}}
+		aud: &recordingAuditor{}, logs: &testenv.LockedBuffer{}}
 	if mod != nil {
 		mod(e.p)
 	}

@@ -91,24 +91,26 @@ func FreePort(t testing.TB) int {
 // Process is a started peer whose output is kept for failure messages.
 type Process struct {
 	Cmd *exec.Cmd
-	out *lockedBuffer
+	out *LockedBuffer
 }
 
 // Output returns what the process printed so far.
 func (p *Process) Output() string { return p.out.String() }
 
-type lockedBuffer struct {
+// LockedBuffer collects output written from several goroutines (a process's output, a test's
+// logs); String returns what it holds so far.
+type LockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+func (l *LockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
+func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
@@ -119,7 +121,7 @@ func Start(t testing.TB, env []string, name string, args ...string) *Process {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), env...)
-	out := &lockedBuffer{}
+	out := &LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
