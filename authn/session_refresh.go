@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -37,11 +38,53 @@ const (
 	refreshWait    = 5 * time.Second
 	refreshPollMin = 20 * time.Millisecond
 	refreshPollMax = 250 * time.Millisecond
+	// refreshRetryAfter: once the provider could not answer a session's refresh, that session
+	// is not refreshed again for this long; its requests meanwhile are treated as logged out at
+	// once, instead of each waiting for the provider's timeout (up to refreshTimeout).
+	refreshRetryAfter = 30 * time.Second
+	// maxRetryEntries bounds the sessions remembered as waiting to retry (expired ones go first).
+	maxRetryEntries = 10_000
 )
 
-// refreshFlight joins the requests of one process that find the same stale session.
+// refreshFlight joins the requests of one process that find the same stale session, and
+// remembers which sessions' refreshes failed because the provider could not answer.
 type refreshFlight struct {
 	group singleflight.Group
+
+	mu    sync.Mutex
+	retry map[string]time.Time // session key -> no refresh before
+}
+
+// waiting reports until when the session under key must not be refreshed, if it must not now.
+func (f *refreshFlight) waiting(key string, now time.Time) (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	until, ok := f.retry[key]
+	if ok && !now.Before(until) {
+		delete(f.retry, key)
+		return time.Time{}, false
+	}
+	return until, ok
+}
+
+// failed notes that the provider could not answer the session's refresh at now.
+func (f *refreshFlight) failed(key string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.retry == nil {
+		f.retry = map[string]time.Time{}
+	}
+	if len(f.retry) >= maxRetryEntries {
+		for k, until := range f.retry {
+			if !now.Before(until) {
+				delete(f.retry, k)
+			}
+		}
+		if len(f.retry) >= maxRetryEntries {
+			return // a provider outage across this many sessions: they retry at their own pace
+		}
+	}
+	f.retry[key] = now.Add(refreshRetryAfter)
 }
 
 type refreshResult struct {
@@ -61,6 +104,11 @@ func (s *Sessions) refreshSession(r *http.Request, key string, rec sessionRecord
 	if len(rec.Refresh) == 0 {
 		s.cfg.Logger.Info("browser session needs a new login: its groups are older than oidc.groups_refresh and the provider gave no refresh token at login",
 			"identity", rec.identity())
+		return sessionRecord{}, false
+	}
+	if until, ok := s.refresh.waiting(key, s.cfg.Now()); ok {
+		s.cfg.Logger.Debug("browser session treated as logged out for this request: the identity provider could not refresh its groups just now",
+			"identity", rec.identity(), "retry_after", until.UTC().Format(time.RFC3339))
 		return sessionRecord{}, false
 	}
 	ch := s.refresh.group.DoChan(key, func() (any, error) {
@@ -149,6 +197,7 @@ func (s *Sessions) refreshGroups(ctx context.Context, r *http.Request, key strin
 			return s.endSession(ctx, r, key, rec, fmt.Sprintf(
 				"the identity provider refused to refresh it (%s): the user was removed or disabled, or the grant was revoked", oauthErrorName(re)))
 		}
+		s.refresh.failed(key, s.cfg.Now())
 		return s.untrusted(rec, "the identity provider cannot refresh its groups now", providerError(err))
 	}
 	raw, _ := tok.Extra("id_token").(string)
@@ -159,6 +208,7 @@ func (s *Sessions) refreshGroups(ctx context.Context, r *http.Request, key strin
 	if errors.Is(err, ErrBadSignature) {
 		// The provider's own answer over its token endpoint: a key set that could not be
 		// fetched just now is far likelier than a forgery, and nothing from this token is used.
+		s.refresh.failed(key, s.cfg.Now())
 		return s.untrusted(rec, "the refreshed ID token cannot be verified now", err.Error())
 	}
 	if err != nil {

@@ -209,8 +209,10 @@ func TestDexSessionGroupsRefresh(t *testing.T) {
 		t.Fatalf("audit events = %+v", aud.all())
 	}
 
-	// Back at Dex, the kept session works again with her current groups.
+	// Back at Dex, the kept session works again with her current groups, once the pause after
+	// a failed refresh (refreshRetryAfter) is over.
 	d.run("dex.db", carol, bob)
+	clock.Advance(refreshRetryAfter)
 	if got := who(); got != "carol@example.com in engineers" {
 		t.Fatalf("after carol is back: %q", got)
 	}

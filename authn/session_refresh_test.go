@@ -249,10 +249,18 @@ func TestSessionRefreshProviderDownKeepsSession(t *testing.T) {
 			if len(e.aud.all()) != 1 {
 				t.Fatalf("audit events for a transient failure: %+v", e.aud.all())
 			}
-			// The provider is back: the same session refreshes and works again.
+			// Until refreshRetryAfter has passed, the session's requests do not wait for the
+			// provider again: they are refused at once, even once it is back.
+			tried := e.refreshes()
 			e.p.mu.Lock()
 			down(e.p, false)
 			e.p.mu.Unlock()
+			e.clock.Advance(refreshRetryAfter - time.Second)
+			if _, ok := e.identity(); ok || e.refreshes() != tried {
+				t.Fatalf("within refreshRetryAfter: trusted %v, %d refreshes (want %d)", ok, e.refreshes(), tried)
+			}
+			// The provider is back and the pause is over: the same session refreshes and works again.
+			e.clock.Advance(time.Second)
 			e.setGroups("sre-leads")
 			if id, ok := e.identity(); !ok || !slices.Equal(id.Groups, []string{"sre-leads"}) {
 				t.Fatalf("after the provider came back: %+v %v", id, ok)
