@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -44,7 +43,7 @@ type e2eEnv struct {
 	auditFile string
 	minio     *testenv.MinIO
 	cfg       *config.Config
-	logs      *bytes.Buffer
+	logs      *testenv.LockedBuffer // Airlock's log, written while tests read it
 }
 
 const e2eToken = "e2e-bootstrap-token-0123456789"
@@ -87,7 +86,7 @@ func startAirlockWith(t *testing.T, cfgYAML string, o e2eOptions) *e2eEnv {
 		}
 	}
 	e := &e2eEnv{t: t, url: "http://" + ln.Addr().String(), token: e2eToken, minio: o.minio,
-		auditFile: filepath.Join(t.TempDir(), "audit.jsonl"), logs: &bytes.Buffer{}}
+		auditFile: filepath.Join(t.TempDir(), "audit.jsonl"), logs: &testenv.LockedBuffer{}}
 	t.Setenv("AIRLOCK_E2E_TOKEN", e2eToken)
 	t.Setenv("AIRLOCK_E2E_STORE_KEY", "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
 	t.Setenv("AIRLOCK_REDIS_URL", o.redisURL)
@@ -105,7 +104,7 @@ func startAirlockWith(t *testing.T, cfgYAML string, o e2eOptions) *e2eEnv {
 	}
 	e.cfg = cfg
 	ctx, cancel := context.WithCancel(context.Background())
-	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: e.logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := newServer(ctx, cfg, logger, o.server...)
 	if err != nil {
 		t.Fatalf("newServer: %v", err)
@@ -122,17 +121,6 @@ func startAirlockWith(t *testing.T, cfgYAML string, o e2eOptions) *e2eEnv {
 	})
 	testenv.WaitFor(t, "airlock", 10*time.Second, testenv.HTTPReady(e.url+"/healthz"))
 	return e
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 const e2eConfig = `
