@@ -17,6 +17,7 @@ need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 [ -x /usr/bin/aws ] || need_apt+=(awscli)
 command -v chromium >/dev/null || need_apt+=(chromium)
+command -v gcc >/dev/null || need_apt+=(gcc) # go test -race needs cgo, which needs a C compiler
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update -qq

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -304,7 +305,7 @@ func TestE2EApprovalInBrowser(t *testing.T) {
 	if loc, _ := chromedp.Run(step, chromedp.Location()); loc != page {
 		t.Errorf("after login bob is on %s, want %s", loc, page)
 	}
-	text, err := chromedp.Run(step, chromedp.Text(chromedp.ID("request")))
+	text, err := innerText(step, "request")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,7 +327,7 @@ func TestE2EApprovalInBrowser(t *testing.T) {
 	); err != nil {
 		t.Fatalf("approve click: %v", err)
 	}
-	state, _ := chromedp.Run(step, chromedp.Text(chromedp.ID("state")))
+	state, _ := innerText(step, "state")
 	if state != "Approved" {
 		t.Errorf("state after approval: %q", state)
 	}
@@ -466,4 +467,12 @@ func TestE2EApprovalInBrowser(t *testing.T) {
 			t.Errorf("audit has no %s event for %s (%s)", want.kind, want.action, want.decision)
 		}
 	}
+}
+
+// innerText reads an element's visible text in one script evaluation. The request page updates
+// itself while it is open (server-sent events), which can invalidate the node IDs that a DOM
+// query action resolves first ("No node with given id found"); a script has no such window.
+func innerText(ctx context.Context, id string) (string, error) {
+	return chromedp.Run(ctx, chromedp.Evaluate[string](
+		`(function () { const el = document.getElementById(`+strconv.Quote(id)+`); return el ? el.innerText : ""; })()`))
 }
