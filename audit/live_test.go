@@ -114,8 +114,8 @@ type untailable struct{ store.Store }
 // With a store that cannot be tailed, subscribers get this Log's events from its own queue.
 func TestLiveWithoutTailer(t *testing.T) {
 	l := newTestLog(t, LogConfig{Store: untailable{memory.New(nil)}, Replica: "a"})
-	if l.tailer != nil || !l.asyncSinks {
-		t.Fatalf("tailer %v, asyncSinks %v: want none, and the queue", l.tailer, l.asyncSinks)
+	if l.tailer != nil || cap(l.async) == 0 {
+		t.Fatalf("tailer %v, queue of %d: want none, and the queue", l.tailer, cap(l.async))
 	}
 	ch, stop := l.Subscribe(Filter{})
 	defer stop()
@@ -139,7 +139,7 @@ func TestLiveWithoutTailer(t *testing.T) {
 func TestTailOnlyWhileSubscribed(t *testing.T) {
 	st := memory.New(nil)
 	l := newTestLog(t, LogConfig{Store: st, Replica: "a"})
-	if cap(l.async) != 0 || l.asyncSinks {
+	if cap(l.async) != 0 {
 		t.Fatalf("queue of %d for the secondary sinks with none configured", cap(l.async))
 	}
 	tailing := func() bool {

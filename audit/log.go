@@ -175,11 +175,8 @@ type Log struct {
 	// not follow a caller's context, since the group holds other callers' events too.
 	commitCtx leasedContext
 
-	async     chan asyncItem
+	async     chan asyncItem // unbuffered when no secondary sink can ever need it (see NewLog)
 	asyncDone chan struct{}
-	// asyncSinks: a secondary sink may need the events (stdout, the webhook or, with a store
-	// that cannot be tailed, live subscribers). Fixed at NewLog.
-	asyncSinks bool
 
 	subsMu     sync.RWMutex
 	subs       map[*subscriber]struct{}
@@ -256,9 +253,8 @@ func NewLog(ctx context.Context, cfg LogConfig) (*Log, error) {
 	}
 	// The queue of the secondary sinks is allocated only when one of them may need it (at
 	// about 550 bytes an item, the default 8192 is 4.4 MB).
-	l.asyncSinks = cfg.Stdout != nil || l.webhook != nil || l.tailer == nil
 	l.async = make(chan asyncItem)
-	if l.asyncSinks {
+	if cfg.Stdout != nil || l.webhook != nil || l.tailer == nil {
 		l.async = make(chan asyncItem, cfg.AsyncBuffer)
 	}
 	l.metrics = newMetrics(l)

@@ -56,11 +56,8 @@ var hopByHopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "
 // STREAMING-UNSIGNED-PAYLOAD-TRAILER) or the SHA-256 of the body when it declared none; "" is
 // accepted only for a request without a body.
 func SignAWS(ctx context.Context, r *http.Request, creds aws.Credentials, service, region, payloadHash string, now time.Time) error {
-	if r.URL == nil || r.URL.Host == "" {
-		return errors.New("sign aws request: no upstream host in the request URL")
-	}
-	if service == "" || region == "" {
-		return errors.New("sign aws request: service and region are required")
+	if err := checkAWSTarget(r, service, region); err != nil {
+		return err
 	}
 	if payloadHash == "" {
 		if r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0 {
@@ -84,11 +81,8 @@ func SignAWS(ctx context.Context, r *http.Request, creds aws.Credentials, servic
 // the body with a *sigv4.ChunkError, so the upstream never receives a complete upload that did
 // not verify. The body's length does not change; it cannot be replayed (r.GetBody is nil).
 func SignAWSChunked(ctx context.Context, r *http.Request, creds aws.Credentials, service, region, payloadHash string, client *sigv4.ChunkChain, now time.Time) error {
-	if r.URL == nil || r.URL.Host == "" {
-		return errors.New("sign aws request: no upstream host in the request URL")
-	}
-	if service == "" || region == "" {
-		return errors.New("sign aws request: service and region are required")
+	if err := checkAWSTarget(r, service, region); err != nil {
+		return err
 	}
 	if payloadHash != StreamingSignedPayload && payloadHash != StreamingSignedPayloadTrailer {
 		return fmt.Errorf("sign aws request: %s is not a chunk-signed payload", payloadHash)
@@ -107,6 +101,18 @@ func SignAWSChunked(ctx context.Context, r *http.Request, creds aws.Credentials,
 	}
 	r.Body = sigv4.NewChunkResigner(r.Body, client, upstream, decoded, payloadHash == StreamingSignedPayloadTrailer)
 	r.GetBody = nil
+	return nil
+}
+
+// checkAWSTarget refuses a request that is not yet addressed to an upstream, or a signing scope
+// without its service or region.
+func checkAWSTarget(r *http.Request, service, region string) error {
+	if r.URL == nil || r.URL.Host == "" {
+		return errors.New("sign aws request: no upstream host in the request URL")
+	}
+	if service == "" || region == "" {
+		return errors.New("sign aws request: service and region are required")
+	}
 	return nil
 }
 
