@@ -151,6 +151,12 @@ func (s *Sessions) refreshOnce(ctx context.Context, r *http.Request, key string)
 		}
 		if won {
 			defer s.unlockRefresh(ctx, lock, token)
+			// Another replica may have refreshed the session, and released the lock, between
+			// the read above and taking the lock: read it again under the lock, or this
+			// request would send a refresh token the provider has already rotated away.
+			if rec, ok = s.read(ctx, key); !ok || !s.stale(rec) {
+				return rec, ok
+			}
 			return s.refreshGroups(ctx, r, key, rec)
 		}
 		if time.Now().Add(wait).After(deadline) {
