@@ -84,6 +84,18 @@ func awaitWaiters(t *testing.T, wf *Workflow, ids ...string) {
 	}
 }
 
+// awaitCount waits until c reaches want (for reads other goroutines make).
+func awaitCount(t *testing.T, c *atomic.Int64, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Load() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("count stayed at %d, want %d", c.Load(), want)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestSweepReleasesWaiterWhoseWakeUpWasLost(t *testing.T) {
 	f, st, holder := newCountingFixture(t)
 	ctx := context.Background()
@@ -125,9 +137,15 @@ func TestSweepReadsThePendingSetNotEveryRequest(t *testing.T) {
 			t.Fatal(err)
 		}
 		ids[i] = r.ID
-		waitAsync(wf, r.ID)
+	}
+	// Each Wait registers its waiter and then reads its request once; the count is taken after
+	// those first reads, which can still be under way when every waiter is registered.
+	before := st.requestReads.Load()
+	for _, id := range ids {
+		waitAsync(wf, id)
 	}
 	awaitWaiters(t, wf, ids...)
+	awaitCount(t, &st.requestReads, before+int64(len(ids)))
 	reads, sets := st.requestReads.Load(), st.pendingReads.Load()
 	for range 3 {
 		wf.wakeDecided()
