@@ -9,6 +9,7 @@
 package gcpcat
 
 import (
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -45,6 +46,17 @@ func Name(r Request) catalog.Action {
 		return catalog.Unknown(catalog.GCP, h.api, h.location)
 	}
 	m, segs := ix.match(h, r.Method, segs)
+	if m == nil && r.Method == http.MethodGet && len(segs) > 1 && segs[0] == "download" {
+		// A media download at /download/<a method's path> is that method (storage.objects.get):
+		// Google serves the same media there, and discovery lists only the plain path.
+		m, segs = ix.match(h, r.Method, segs[1:])
+	}
+	if m == nil && r.Method != http.MethodPost && isUploadPath(path) && queryValue(r.RawQuery, "upload_id") != "" {
+		// The rest of a resumable upload: the chunks (PUT), a status query (PUT, empty) and the
+		// cancel (DELETE) go to the session URI, which is the initiating POST's path with an
+		// upload_id. They belong to that method; the session itself was decided when it began.
+		m, segs = ix.match(h, http.MethodPost, segs)
+	}
 	if m == nil {
 		return catalog.Unknown(catalog.GCP, h.api, h.location)
 	}
@@ -61,6 +73,11 @@ func Name(r Request) catalog.Action {
 		a.Region = h.location
 	}
 	return a
+}
+
+// isUploadPath reports whether path is a media upload path (upload/... or resumable/upload/...).
+func isUploadPath(path string) bool {
+	return strings.HasPrefix(path, "upload/") || strings.HasPrefix(path, "resumable/upload/")
 }
 
 func normalizeHost(h string) string {
