@@ -135,7 +135,7 @@ func fakeGoogleAPIs(t *testing.T, minted *mintedTokens) (*httptest.Server, *atom
 		w.Header().Set("Content-Type", "application/json")
 		switch p := r.URL.Path; {
 		case r.Method == "GET" && p == "/compute/v1/projects/p1/zones/us-central1-a/instances":
-			io.WriteString(w, `{"kind":"compute#instanceList","items":[{"name":"vm-1","status":"RUNNING"}]}`)
+			io.WriteString(w, `{"kind":"compute#instanceList","items":[{"name":"vm-1","status":"RUNNING","zone":"https://www.googleapis.com/compute/v1/projects/p1/zones/us-central1-a"}]}`)
 		case r.Method == "DELETE" && p == "/compute/v1/projects/p1/zones/us-central1-a/instances/vm-1":
 			io.WriteString(w, `{"kind":"compute#operation","name":"operation-1","operationType":"delete","status":"DONE"}`)
 		case r.Method == "GET" && p == "/storage/v1/b/bkt/o":
@@ -559,19 +559,28 @@ audit:
   file: {{AUDIT}}
 `
 
+// startFakeGCS starts fake-gcs-server (in memory, plain HTTP) and returns its URL. publicHost is
+// the host it writes into the upload addresses it hands out ("": its own address).
+func startFakeGCS(t *testing.T, publicHost string) string {
+	t.Helper()
+	bin := testenv.Binary(t, "fake-gcs-server")
+	port := testenv.FreePort(t)
+	gcs := fmt.Sprintf("http://127.0.0.1:%d", port)
+	if publicHost == "" {
+		publicHost = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	testenv.Start(t, nil, bin, "-scheme", "http", "-host", "127.0.0.1", "-port", strconv.Itoa(port),
+		"-backend", "memory", "-public-host", publicHost, "-log-level", "warn")
+	testenv.WaitFor(t, "fake-gcs-server", 20*time.Second, testenv.HTTPReady(gcs+"/storage/v1/b?project=p1"))
+	return gcs
+}
+
 // TestE2EFakeGCSServerThroughAirlock runs the generated storage client through Airlock to
 // fake-gcs-server, a real third-party implementation of the storage JSON API (it accepts any
 // token, so the token swap itself is checked by the tests above). Media uploads, which the
 // client sends root-relative (/upload/storage/v1/...), reach it too.
 func TestE2EFakeGCSServerThroughAirlock(t *testing.T) {
-	bin := testenv.Binary(t, "fake-gcs-server")
-	port := testenv.FreePort(t)
-	gcs := fmt.Sprintf("http://127.0.0.1:%d", port)
-	testenv.Start(t, nil, bin, "-scheme", "http", "-host", "127.0.0.1", "-port", strconv.Itoa(port),
-		"-backend", "memory", "-public-host", fmt.Sprintf("127.0.0.1:%d", port), "-log-level", "warn")
-	testenv.WaitFor(t, "fake-gcs-server", 20*time.Second, testenv.HTTPReady(gcs+"/storage/v1/b?project=p1"))
-
-	e := startCloudAirlock(t, e2eGCSConfig, map[string]string{"{{GCS}}": gcs})
+	e := startCloudAirlock(t, e2eGCSConfig, map[string]string{"{{GCS}}": startFakeGCS(t, "")})
 	ctx := context.Background()
 	ss, err := storage.NewService(ctx, option.WithEndpoint(e.url+"/gcp/storage.googleapis.com/storage/v1/"),
 		option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: e.bearer("gcp", "gcs")})))

@@ -63,7 +63,10 @@ Environment set for CMD:
   gcp (proxy mode):
     GCE_METADATA_HOST, GCE_METADATA_IP, GCE_METADATA_ROOT
                                   a metadata server emulation on 127.0.0.1 serving the
-                                  Airlock-issued token (requests need Metadata-Flavor: Google)
+                                  Airlock-issued token (requests need Metadata-Flavor: Google);
+                                  it also answers the project ID (--project), the project number
+                                  (--project-number, default 0) and the universe domain, which
+                                  gcloud reads to recognise a metadata server
     CLOUDSDK_CONFIG               a fresh gcloud config dir, so gcloud uses that server
     GOOGLE_CLOUD_PROJECT, CLOUDSDK_CORE_PROJECT  with --project
     unset: GOOGLE_APPLICATION_CREDENTIALS, CLOUDSDK_AUTH_ACCESS_TOKEN_FILE,
@@ -98,6 +101,7 @@ func execCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.StringVar(&o.cloud, "cloud", "", "the target's cloud (aws, gcp, azure); default: asked from the server")
 	fs.StringVar(&o.proxyURL, "proxy", envOr("AIRLOCK_PROXY", ""), "forward proxy URL (env AIRLOCK_PROXY); default: the server's host with the advertised port")
 	fs.StringVar(&o.project, "project", envOr("GOOGLE_CLOUD_PROJECT", ""), "gcp: project ID served by the metadata emulation")
+	fs.StringVar(&o.projectNumber, "project-number", envOr("AIRLOCK_GCP_PROJECT_NUMBER", ""), "gcp: project number served by the metadata emulation (env AIRLOCK_GCP_PROJECT_NUMBER; default 0: gcloud needs a number there to use the emulation)")
 	fs.StringVar(&o.account, "account", "", "gcp: service account email served by the metadata emulation (default: airlock-TARGET@airlock.invalid)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -133,7 +137,7 @@ func execCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 var exitProcess = os.Exit
 
 type execOptions struct {
-	server, target, reason, token, mode, cloud, proxyURL, project, account, self string
+	server, target, reason, token, mode, cloud, proxyURL, project, projectNumber, account, self string
 }
 
 // prepareExec checks the target, fetches what the mode needs and returns CMD's environment.

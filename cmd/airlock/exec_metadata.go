@@ -23,7 +23,14 @@ func gcpEnv(e *envList, o execOptions, tokens *tokenSource, dir string) (func(),
 	if account == "" {
 		account = "airlock-" + o.target + "@airlock.invalid"
 	}
-	addr, stop, err := serveLocal(gceMetadata(tokens, account, o.project))
+	number := o.projectNumber
+	if number == "" {
+		number = "0"
+	}
+	if strings.Trim(number, "0123456789") != "" {
+		return nil, fmt.Errorf("--project-number %q: want the project's number (digits only)", number)
+	}
+	addr, stop, err := serveLocal(gceMetadata(tokens, account, o.project, number))
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +54,7 @@ func gcpEnv(e *envList, o execOptions, tokens *tokenSource, dir string) (func(),
 }
 
 // gceMetadata emulates the parts of the GCE metadata server that token clients read.
-func gceMetadata(tokens *tokenSource, account, project string) http.Handler {
+func gceMetadata(tokens *tokenSource, account, project, projectNumber string) http.Handler {
 	const v1 = "/computeMetadata/v1/"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Metadata-Flavor", "Google")
@@ -80,6 +87,16 @@ func gceMetadata(tokens *tokenSource, account, project string) http.Handler {
 				return
 			}
 			text(project)
+			return
+		case "project/numeric-project-id":
+			// gcloud decides it runs on GCE (and so asks this server for tokens) only when this
+			// answers with digits. Airlock does not know the project's number; nothing it forwards
+			// depends on it.
+			text(projectNumber)
+			return
+		case "universe/universe-domain":
+			// Airlock forwards to the googleapis.com universe only.
+			text("googleapis.com")
 			return
 		case "instance/service-accounts", "instance/service-accounts/":
 			if r.URL.Query().Get("recursive") == "true" {
