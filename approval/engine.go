@@ -318,7 +318,7 @@ func (e *Engine) Rules() []*Rule { return e.rules }
 func (e *Engine) Risk(a catalog.Action) catalog.Risk {
 	for _, o := range e.risk {
 		for _, p := range o.actions {
-			if catalog.MatchPattern(p, a.IAMAction) {
+			if matchAction(p, &a) {
 				return o.tier
 			}
 		}
@@ -395,7 +395,7 @@ func (r *Rule) match(in *Input, risk catalog.Risk, vars *celVars) (stage, error)
 	if len(r.targets) > 0 && !slices.Contains(r.targets, in.Target) {
 		return noTarget, nil
 	}
-	if len(r.actions) > 0 && r.matchingAction(in.Action.IAMAction) == "" {
+	if len(r.actions) > 0 && r.matchingAction(&in.Action) == "" {
 		return noAction, nil
 	}
 	if len(r.risks) > 0 && !slices.Contains(r.risks, risk) {
@@ -416,13 +416,30 @@ func (r *Rule) match(in *Input, risk catalog.Risk, vars *celVars) (stage, error)
 	return matched, nil
 }
 
-func (r *Rule) matchingAction(name string) string {
+func (r *Rule) matchingAction(a *catalog.Action) string {
 	for _, p := range r.actions {
-		if catalog.MatchPattern(p, name) {
+		if matchAction(p, a) {
 			return p
 		}
 	}
 	return ""
+}
+
+// matchAction matches an action pattern against the action's IAM name. A call the catalog
+// could not name (service:Unknown, storage.Unknown) matches only a pattern that ends in
+// "Unknown" itself ("storage.Unknown", "*Unknown"): "storage.*" is written for the storage
+// methods Airlock can name and audit, and an unnamed call (a batch request bundling deletes,
+// say) must not ride on it past a rule that holds or denies those deletes by name.
+func matchAction(pattern string, a *catalog.Action) bool {
+	if a.Operation == catalog.UnknownOperation && !namesUnknown(pattern) {
+		return false
+	}
+	return catalog.MatchPattern(pattern, a.IAMAction)
+}
+
+func namesUnknown(pattern string) bool {
+	const u = catalog.UnknownOperation
+	return len(pattern) >= len(u) && strings.EqualFold(pattern[len(pattern)-len(u):], u)
 }
 
 // explain renders a match (every condition that held) or the first condition that did not.
@@ -435,6 +452,8 @@ func (r *Rule) explain(st stage, in *Input, risk catalog.Risk, err error) string
 		return fmt.Sprintf("cloud %q not in %v", in.Action.Cloud, r.clouds)
 	case st == noTarget:
 		return fmt.Sprintf("target %q not in %v", in.Target, r.targets)
+	case st == noAction && in.Action.Operation == catalog.UnknownOperation:
+		return fmt.Sprintf("action %s (a call the catalog cannot name) matches none of %v; only a pattern ending in Unknown matches such a call", in.Action.IAMAction, r.actions)
 	case st == noAction:
 		return fmt.Sprintf("action %s matches none of %v", in.Action.IAMAction, r.actions)
 	case st == noRisk:
@@ -452,7 +471,7 @@ func (r *Rule) explain(st stage, in *Input, risk catalog.Risk, err error) string
 		held = append(held, "target "+in.Target)
 	}
 	if len(r.actions) > 0 {
-		held = append(held, fmt.Sprintf("action %s matches %s", in.Action.IAMAction, r.matchingAction(in.Action.IAMAction)))
+		held = append(held, fmt.Sprintf("action %s matches %s", in.Action.IAMAction, r.matchingAction(&in.Action)))
 	}
 	if len(r.risks) > 0 {
 		held = append(held, "risk "+risk.String())

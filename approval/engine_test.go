@@ -138,6 +138,25 @@ policies:
     decision: hold
     approvers: {groups: [sre]}
 `,
+	"unknown-calls": `
+risk:
+  - actions: ["storage.*"]
+    tier: read
+policies:
+  - name: deletes-denied
+    actions: ["storage.objects.delete"]
+    decision: deny
+  - name: storage-flows
+    actions: ["storage.*"]
+    decision: allow
+  - name: unnamed-compute-held
+    actions: ["compute.Unknown"]
+    decision: hold
+    approvers: {groups: [sre]}
+  - name: reads
+    risk: [read]
+    decision: allow
+`,
 	"empty": `
 policies: []
 `,
@@ -382,6 +401,17 @@ func TestDecide(t *testing.T) {
 		{name: "CEL sees the effective tier", set: "risk-overrides",
 			in:     Input{Identity: who(), Action: act(catalog.AWS, "s3:PutBucketPolicy", catalog.Write), Target: "dev-aws"},
 			effect: Hold, rule: "privilege-by-cel"},
+
+		// Calls the catalog cannot name match only patterns that name Unknown.
+		{name: "a wildcard allows the service's named calls", set: "unknown-calls",
+			in:     Input{Identity: who(), Action: act(catalog.GCP, "storage.objects.get", catalog.Read), Target: "prod-gcp"},
+			effect: Allow, rule: "storage-flows"},
+		{name: "a wildcard neither allows nor lowers an unnamed call", set: "unknown-calls",
+			in:     Input{Identity: who(), Action: catalog.Unknown(catalog.GCP, "storage", ""), Target: "prod-gcp"},
+			effect: Deny, rule: "", why: "no policy matched"},
+		{name: "a pattern naming Unknown matches it", set: "unknown-calls",
+			in:     Input{Identity: who(), Action: catalog.Unknown(catalog.GCP, "compute", ""), Target: "prod-gcp"},
+			effect: Hold, rule: "unnamed-compute-held"},
 
 		// Edges.
 		{name: "no policies at all", set: "empty",

@@ -582,8 +582,9 @@ func startFakeGCS(t *testing.T, publicHost string) string {
 func TestE2EFakeGCSServerThroughAirlock(t *testing.T) {
 	e := startCloudAirlock(t, e2eGCSConfig, map[string]string{"{{GCS}}": startFakeGCS(t, "")})
 	ctx := context.Background()
+	tok := e.bearer("gcp", "gcs")
 	ss, err := storage.NewService(ctx, option.WithEndpoint(e.url+"/gcp/storage.googleapis.com/storage/v1/"),
-		option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: e.bearer("gcp", "gcs")})))
+		option.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: tok})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -610,6 +611,21 @@ func TestE2EFakeGCSServerThroughAirlock(t *testing.T) {
 	var ge *googleapi.Error
 	if !errors.As(err, &ge) || ge.Code != 403 || !strings.Contains(ge.Message, "object-deletes-are-denied") {
 		t.Errorf("objects.delete: %v", err)
+	}
+	// The same delete inside a batch request: the catalog cannot name a batch, and the
+	// storage.* rule after the deny must not let it through.
+	batch := "--b\r\nContent-Type: application/http\r\n\r\nDELETE /storage/v1/b/e2e-bucket/o/dir%2Fhello.txt HTTP/1.1\r\n\r\n--b--\r\n"
+	req, _ := http.NewRequest("POST", e.url+"/gcp/storage.googleapis.com/batch/storage/v1", strings.NewReader(batch))
+	req.Header.Set("Content-Type", "multipart/mixed; boundary=b")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	bresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bbody, _ := io.ReadAll(bresp.Body)
+	bresp.Body.Close()
+	if bresp.StatusCode != 403 || !strings.Contains(string(bbody), "storage.Unknown") {
+		t.Errorf("a batch bundling the denied delete = %d %s, want 403 naming storage.Unknown", bresp.StatusCode, bbody)
 	}
 	if _, err := ss.Objects.Get("e2e-bucket", "dir/hello.txt").Context(ctx).Do(); err != nil {
 		t.Errorf("the denied delete reached the upstream: %v", err)

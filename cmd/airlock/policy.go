@@ -221,6 +221,13 @@ func describeAction(cloud, name, resource, region, account, risk string) (catalo
 	}
 	if risk == "" {
 		a.Risk = catalog.DefaultRisk(a.Cloud, a.Service, a.Operation)
+	}
+	if a.Operation == catalog.UnknownOperation {
+		// "storage.Unknown" describes a call the catalog cannot name, as the proxy sees it.
+		a = catalog.Unknown(a.Cloud, a.Service, a.Region)
+		a.Resource, a.Account = resource, account
+	}
+	if risk == "" {
 		return a, nil
 	}
 	var err error
