@@ -207,7 +207,7 @@ func (p *Proxy) nameGCP(c *call, escaped string) error {
 		return &cloudError{Status: http.StatusNotFound, Code: "NotFound",
 			Message: fmt.Sprintf("%q is not a Google API host that Airlock forwards to; set the endpoint to %s%s{googleapis host}/, e.g. %s%scompute.googleapis.com/compute/v1/", host, p.cfg.Settings.PublicURL, gcpPathPrefix, p.cfg.Settings.PublicURL, gcpPathPrefix)}
 	}
-	c.action = gcpcat.Name(gcpcat.Request{Host: host, Method: c.r.Method, Path: rest, RawQuery: c.r.URL.RawQuery})
+	c.action = gcpcat.Name(gcpcat.Request{Host: host, Method: c.r.Method, Path: rest, RawQuery: c.r.URL.RawQuery, Header: c.r.Header})
 	c.action.Risk = p.cfg.Policy.Risk(c.action)
 	base := "https://" + host
 	if c.target.APIEndpoint != "" {

@@ -22,6 +22,7 @@ type Request struct {
 	Method   string // HTTP method
 	Path     string // escaped path as on the wire (URL.EscapedPath): object names keep %2F
 	RawQuery string
+	Header   http.Header // optional: the Cloud Storage XML API names copies by x-goog-copy-source
 }
 
 // maxSegments bounds the path length the namer looks at; no discovery template is longer.
@@ -56,6 +57,11 @@ func Name(r Request) catalog.Action {
 		// cancel (DELETE) go to the session URI, which is the initiating POST's path with an
 		// upload_id. They belong to that method; the session itself was decided when it began.
 		m, segs = ix.match(h, http.MethodPost, segs)
+	}
+	if m == nil && h.api == "storage" {
+		if a, ok := nameStorageXML(r, h.location); ok {
+			return a
+		}
 	}
 	if m == nil {
 		return catalog.Unknown(catalog.GCP, h.api, h.location)
