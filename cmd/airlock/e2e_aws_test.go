@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -254,6 +255,19 @@ func TestE2EAWSCLIThroughAirlock(t *testing.T) {
 					t.Errorf("downloaded %q for key %q", b, odd)
 				}
 
+				// Large enough for a multipart upload (the CLIs' threshold is 8 MiB) and a ranged,
+				// parallel download; the CLIs send Expect: 100-continue with the parts.
+				big := filepath.Join(t.TempDir(), "big.bin")
+				if err := os.WriteFile(big, bytes.Repeat([]byte("airlock multipart "), 20<<20/18), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				run("s3", "cp", big, "s3://"+bucket+"/big.bin")
+				bigDst := filepath.Join(t.TempDir(), "big-back.bin")
+				run("s3", "cp", "s3://"+bucket+"/big.bin", bigDst)
+				if a, b := fileSum(t, big), fileSum(t, bigDst); a != b {
+					t.Errorf("the multipart object came back different: %s, want %s", b, a)
+				}
+
 				// A delete is held: the CLI gets AccessDenied naming the approval URL.
 				out, err := e.awsCLI(cli, "s3", "rm", "s3://"+bucket+"/hello.txt")
 				if err == nil || !strings.Contains(out, "AccessDenied") || !strings.Contains(out, e.url+"/requests/") {
@@ -278,6 +292,19 @@ func TestE2EAWSCLIThroughAirlock(t *testing.T) {
 				} {
 					if !hasEvent(events, want.kind, want.action, want.decision) {
 						t.Errorf("audit has no %s event for %q (%s)", want.kind, want.action, want.decision)
+					}
+				}
+				// IAM authorizes every step of a multipart upload as s3:PutObject; the operation
+				// tells them apart.
+				multipart := map[string]bool{}
+				for _, ev := range events {
+					if ev.Kind == "forward" && ev.Action == "s3:PutObject" && ev.UpstreamStatus == 200 {
+						multipart[ev.Operation] = true
+					}
+				}
+				for _, op := range []string{"CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"} {
+					if !multipart[op] {
+						t.Errorf("audit has no forwarded s3:PutObject (%s); saw %v", op, multipart)
 					}
 				}
 				for _, ev := range events {
