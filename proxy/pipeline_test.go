@@ -295,7 +295,8 @@ func TestUnknownActionIsHighestRiskAndDenied(t *testing.T) {
 	p := newPipeline(t, "1s")
 	h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
 	resp, body := p.send("POST", "/", "ec2", h, "Action=FrobnicateEverything&Version=2016-11-15")
-	if resp.StatusCode != 403 || !strings.Contains(body, "<Response><Errors><Error><Code>AccessDenied") {
+	if resp.StatusCode != 403 || !strings.Contains(body, "<Response><Errors><Error><Code>AccessDenied") ||
+		!strings.Contains(body, "Airlock cannot name this call") || !strings.Contains(body, "only a rule naming ec2:Unknown matches it") {
 		t.Errorf("unknown EC2 action: %d %s", resp.StatusCode, body)
 	}
 	d := p.audit.find("decision", "ec2:Unknown", "deny")

@@ -126,6 +126,10 @@ func (p *Proxy) decide(c *call) error {
 		if d.Rule != nil && d.Rule.Message != "" {
 			msg += ": " + d.Rule.Message
 		}
+		if c.action.Operation == catalog.UnknownOperation {
+			// What the user can do about it, since no rule names this call by what it does.
+			msg += "; Airlock cannot name this call (an operation its catalog does not know, or a batch request bundling several calls: send those one at a time), and only a rule naming " + c.action.IAMAction + " matches it"
+		}
 		return &cloudError{Status: http.StatusForbidden, Code: "AccessDenied", Message: msg + " (request ID " + c.id + ")"}
 	}
 	// Hold: an approval granted earlier for this very call lets it through.

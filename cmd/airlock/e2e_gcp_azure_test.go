@@ -624,7 +624,7 @@ func TestE2EFakeGCSServerThroughAirlock(t *testing.T) {
 	}
 	bbody, _ := io.ReadAll(bresp.Body)
 	bresp.Body.Close()
-	if bresp.StatusCode != 403 || !strings.Contains(string(bbody), "storage.Unknown") {
+	if bresp.StatusCode != 403 || !strings.Contains(string(bbody), "storage.Unknown") || !strings.Contains(string(bbody), "batch request") {
 		t.Errorf("a batch bundling the denied delete = %d %s, want 403 naming storage.Unknown", bresp.StatusCode, bbody)
 	}
 	if _, err := ss.Objects.Get("e2e-bucket", "dir/hello.txt").Context(ctx).Do(); err != nil {
