@@ -269,6 +269,12 @@ func (f *forwardE2E) airlockExec(t *testing.T, extraEnv []string, args ...string
 	}
 	cmd := exec.Command(bin, append([]string{"exec", "--server", f.url}, args...)...)
 	cmd.Env = append(append(cleanAWSEnv(), "AIRLOCK_TOKEN="+f.token, "HOME="+t.TempDir(), "AWS_ACCESS_KEY_ID=AKIASTANDINGKEY", "AZURE_CLIENT_SECRET=standing"), extraEnv...)
+	return runForCode(t, cmd)
+}
+
+// runForCode runs cmd and returns its combined output and exit code; not starting is fatal.
+func runForCode(t *testing.T, cmd *exec.Cmd) (string, int) {
+	t.Helper()
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {

@@ -53,14 +53,7 @@ func (e *e2eEnv) gcloudExec(t *testing.T, gcloud, target string, args ...string)
 		"CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK=true", "CLOUDSDK_CORE_DISABLE_PROMPTS=1",
 		// A standing credential the tool must not use: exec unsets it.
 		"GOOGLE_APPLICATION_CREDENTIALS="+filepath.Join(home, "standing-key.json"))
-	out, err := cmd.CombinedOutput()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), code
+	return runForCode(t, cmd)
 }
 
 // gcloudCleanEnv is the test's environment without proxies and without anything that could
