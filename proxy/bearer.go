@@ -208,6 +208,7 @@ func (p *Proxy) nameGCP(c *call, escaped string) error {
 			Message: fmt.Sprintf("%q is not a Google API host that Airlock forwards to; set the endpoint to %s%s{googleapis host}/, e.g. %s%scompute.googleapis.com/compute/v1/", host, p.cfg.Settings.PublicURL, gcpPathPrefix, p.cfg.Settings.PublicURL, gcpPathPrefix)}
 	}
 	c.action = gcpcat.Name(gcpcat.Request{Host: host, Method: c.r.Method, Path: rest, RawQuery: c.r.URL.RawQuery, Header: c.r.Header})
+	unnamedResource(&c.action, host, rest)
 	c.action.Risk = p.cfg.Policy.Risk(c.action)
 	base := "https://" + host
 	if c.target.APIEndpoint != "" {
@@ -221,12 +222,23 @@ func (p *Proxy) nameGCP(c *call, escaped string) error {
 	return nil
 }
 
+// unnamedResource gives a call the catalog could not name its address as the resource: host
+// and escaped path, never the query (signed URLs carry signatures there). The audit trail, the
+// approval page and a grant then say which call it was, and the host prefix keeps it from
+// reading as a resource name that a `when` condition on action.resource was written for.
+func unnamedResource(a *catalog.Action, host, escapedPath string) {
+	if a.Operation == catalog.UnknownOperation && a.Resource == "" {
+		a.Resource = host + escapedPath
+	}
+}
+
 func (p *Proxy) nameAzure(c *call, escaped string) error {
 	rest := strings.TrimPrefix(escaped, azurePathPrefix)
 	if rest == "" {
 		rest = "/"
 	}
 	c.action = azurecat.Name(azurecat.Request{Method: c.r.Method, Path: rest, RawQuery: c.r.URL.RawQuery})
+	unnamedResource(&c.action, strings.TrimPrefix(defaultARMEndpoint, "https://"), rest)
 	c.action.Risk = p.cfg.Policy.Risk(c.action)
 	base := defaultARMEndpoint
 	if c.target.ARMEndpoint != "" {

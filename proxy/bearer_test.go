@@ -601,3 +601,25 @@ func TestMethodOverrideIsRefused(t *testing.T) {
 		t.Error("a method-override call reached the broker or the upstream")
 	}
 }
+
+// TestUnnamedBearerCallsRecordTheirAddress: a call the catalog cannot name is denied, and its
+// decision event records the host and path (never the query) so that the audit trail says
+// which call it was.
+func TestUnnamedBearerCallsRecordTheirAddress(t *testing.T) {
+	p := newBearerPipeline(t)
+	for _, tc := range []struct{ cloud, target, path, action, resource string }{
+		{"gcp", "gcp-dev", "/gcp/storage.googleapis.com/batch/storage/v1?X-Goog-Signature=secret", "storage.Unknown", "storage.googleapis.com/batch/storage/v1"},
+		{"azure", "az-dev", "/azure/subscriptions/" + bearerSub + "//a%2Fb?api-version=2024-01-01&sig=secret", "Microsoft.Resources/Unknown", "management.azure.com/subscriptions/" + bearerSub + "//a%2Fb"},
+	} {
+		resp, body := p.do("POST", tc.path, p.token(tc.cloud, tc.target))
+		if resp.StatusCode != 403 || !strings.Contains(body, "cannot name this call") {
+			t.Errorf("%s: unnamed call = %d %s", tc.cloud, resp.StatusCode, body)
+		}
+		if ev := p.audit.find("decision", tc.action, "deny"); ev == nil || ev.Resource != tc.resource {
+			t.Errorf("%s: decision event = %+v, want a deny on %s", tc.cloud, ev, tc.resource)
+		}
+	}
+	if p.gcp.hits.Load() != 0 {
+		t.Error("an unnamed call reached the upstream")
+	}
+}
