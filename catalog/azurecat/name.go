@@ -133,7 +133,16 @@ func parse(path string, p *parsed) bool {
 	for i := 0; i < len(segs); {
 		s := segs[i]
 		complete := p.ntypes == 0 || p.types[p.ntypes-1].hasName
+		if !plainSegment(s) {
+			// A type (or "providers") spelled with escapes or odd characters: ARM would read
+			// it decoded, so a name built from the raw text would not be the operation that
+			// runs (%4Dicrosoft.Compute is Microsoft.Compute to ARM). Such a path is unknown.
+			return false
+		}
 		if strings.EqualFold(s, "providers") && complete && i+2 < len(segs) && strings.Contains(segs[i+1], ".") {
+			if !plainSegment(segs[i+1]) {
+				return false
+			}
 			p.namespace = segs[i+1]
 			p.ntypes = 0
 			inScope = false
@@ -158,6 +167,19 @@ func parse(path string, p *parsed) bool {
 		p.resourceEnd = i
 	}
 	return p.ntypes > 0
+}
+
+// plainSegment reports whether a namespace or resource type segment holds only the characters
+// ARM namespaces and types are made of (letters, digits, '.', '-', '_'), so that it reads the
+// same escaped and decoded.
+func plainSegment(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // canonicalType spells the structural ARM segments the way RBAC names them; ARM itself

@@ -151,6 +151,12 @@ func TestNameUnknown(t *testing.T) {
 		{"GET", sub + "//resourceGroups"},
 		{"OPTIONS", rg},
 		{"GET", "/metadata/identity/oauth2/token"},
+		// Escaped namespaces and types: ARM decodes them, so the raw text is not the operation.
+		{"DELETE", rg + "/providers/%4Dicrosoft.Compute/virtualMachines/vm1"},
+		{"DELETE", rg + "/providers/Microsoft.Compute/virtual%4Dachines/vm1"},
+		{"DELETE", sub + "/resourceGroups/rg/%70roviders/Microsoft.Compute/virtualMachines/vm1"},
+		{"POST", rg + "/providers/Microsoft.Compute/virtualMachines/vm1/%72estart"},
+		{"POST", rg + "/providers/Microsoft.Nope/x%2Fy"},
 	} {
 		got := Name(Request{Method: tt.method, Path: tt.path})
 		if got.Known || got.Operation != catalog.UnknownOperation || got.Risk != catalog.Privilege || got.Cloud != catalog.Azure {
