@@ -305,6 +305,37 @@ func TestUnknownActionIsHighestRiskAndDenied(t *testing.T) {
 	}
 }
 
+// TestActionSmuggledInAnUnreadBodyIsUnknown: a query-protocol POST that names a read in its
+// query string while its form body (unsigned, so never buffered) names a delete must not be
+// decided as the read.
+func TestActionSmuggledInAnUnreadBodyIsUnknown(t *testing.T) {
+	p := newPipeline(t, "1s")
+	creds, err := p.issuer.IssueAWS(alice, "dev", "INC-7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", p.airlock.URL+"/?Action=DescribeInstances&Version=2016-11-15",
+		strings.NewReader("Action=TerminateInstances&Version=2016-11-15&InstanceId.1=i-1"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+	c := aws.Credentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey, SessionToken: creds.SessionToken}
+	if err := v4.NewSigner().SignHTTP(context.Background(), c, req, "UNSIGNED-PAYLOAD", "ec2", "us-east-1", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !strings.Contains(string(body), "ec2:Unknown") {
+		t.Errorf("smuggled TerminateInstances: %d %s", resp.StatusCode, body)
+	}
+	if p.audit.find("decision", "ec2:DescribeInstances", "") != nil || p.upstream.hits.Load() != 0 {
+		t.Error("the call was decided as the query string's DescribeInstances or forwarded")
+	}
+}
+
 func TestHeldCallGoesThroughWhenApprovedWhileWaiting(t *testing.T) {
 	p := newPipeline(t, "30s")
 	go func() {

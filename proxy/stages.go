@@ -56,9 +56,10 @@ func regionAllowed(regions []string, service, region string) bool {
 func (p *Proxy) name(c *call) {
 	// The verifier buffered small bodies to check their hash; the namer reads those bytes in
 	// place. Streamed bodies are data, not control, and are not looked at.
-	body, _ := authn.BufferedBody(c.r)
+	body, buffered := authn.BufferedBody(c.r)
 	if len(body) > maxNamingBody {
 		body = nil
+		buffered = false
 	}
 	// Route names the call and, in endpoint mode, finds the allowlisted host of the operation's
 	// own service (services sharing a signing name live on different hosts). The escaped path
@@ -66,7 +67,7 @@ func (p *Proxy) name(c *call) {
 	var protocol string
 	c.action, protocol, c.awsHost, c.awsHostOK = awscat.Route(awscat.Request{
 		Method: c.r.Method, Host: c.r.Host, Path: c.r.URL.EscapedPath(), RawQuery: c.r.URL.RawQuery,
-		Header: c.r.Header, Body: body, Service: c.sig.Service, Region: c.sig.Region,
+		Header: c.r.Header, Body: body, BodyUnread: !buffered, Service: c.sig.Service, Region: c.sig.Region,
 		BaseHost: p.namingBaseHost(c),
 	})
 	c.action.Risk = p.cfg.Policy.Risk(c.action)

@@ -27,6 +27,10 @@ type Request struct {
 	// BaseHost is Airlock's own host[:port] in endpoint mode, or "" in forward mode, where
 	// Host is the real AWS host.
 	BaseHost string
+	// BodyUnread is set when the request has a body that Body does not hold (streamed, or
+	// larger than the caller lets the namer read). A form-encoded POST is then Unknown: its
+	// Action and parameters may be in the part not seen.
+	BodyUnread bool
 }
 
 // maxBodyParse bounds the body the namer reads for a resource or a form-encoded Action.
@@ -47,14 +51,19 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 	var op *operation
 	var res string
 	var params url.Values
-	if target := r.Header.Get("X-Amz-Target"); target != "" {
-		op = ix.nameTarget(c, target)
+	if targets := r.Header.Values("X-Amz-Target"); len(targets) > 0 {
+		if len(targets) == 1 {
+			op = ix.nameTarget(c, targets[0])
+		}
 		if op != nil {
 			res = jsonResource(op, r.Body)
 		}
-	} else {
+	} else if !ambiguousForm(r) {
 		params = queryParams(r)
 		if action := params.Get("Action"); action != "" {
+			if repeatedParam(params) {
+				return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
+			}
 			op = nameAction(c, action, params.Get("Version"))
 			if op != nil {
 				res = queryResource(op, params)
@@ -219,6 +228,28 @@ func nameAction(c candidateSet, action, version string) *operation {
 		}
 	}
 	return first
+}
+
+// ambiguousForm reports a form-encoded POST whose body the namer cannot read in full: its
+// Action could be there rather than (or besides) in the query string.
+func ambiguousForm(r Request) bool {
+	if r.Method != http.MethodPost || (!r.BodyUnread && len(r.Body) <= maxBodyParse) {
+		return false
+	}
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	return strings.EqualFold(strings.TrimSpace(ct), "application/x-www-form-urlencoded")
+}
+
+// repeatedParam reports a query-protocol parameter given twice (in the query, the body, or
+// both). The SDKs never repeat one (lists are Name.1, Name.2), and which copy a service reads
+// is not something to guess: Action=DescribeInstances&Action=TerminateInstances is Unknown.
+func repeatedParam(params url.Values) bool {
+	for _, v := range params {
+		if len(v) > 1 {
+			return true
+		}
+	}
+	return false
 }
 
 func queryParams(r Request) url.Values {
