@@ -76,8 +76,9 @@ func (p *Proxy) name(c *call) {
 	}
 }
 
-// maxNamingBody bounds what the namer may look at; bigger bodies are data, not control.
-const maxNamingBody = 1 << 20
+// maxNamingBody bounds what the namer may look at: as much as the verifier buffers by default.
+// A call whose name or resource is in a bigger body is Unknown (awscat.Request.BodyUnread).
+const maxNamingBody = 8 << 20
 
 func (p *Proxy) baseHost() string {
 	// Parsed once per public_url value rather than on every call (twice per call: naming and

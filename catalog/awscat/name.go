@@ -33,8 +33,10 @@ type Request struct {
 	BodyUnread bool
 }
 
-// maxBodyParse bounds the body the namer reads for a resource or a form-encoded Action.
-const maxBodyParse = 1 << 20
+// maxBodyParse bounds the body the namer reads for a resource or a form-encoded Action: the
+// verifier's default buffer (authn.SigV4Config.MaxBufferedBody), so that every body it holds
+// can be read. A bigger or unread body makes a call that needs it Unknown.
+const maxBodyParse = 8 << 20
 
 // Name names a request. A call it cannot name is catalog.Unknown: risk Privilege, never read.
 func Name(r Request) catalog.Action {
@@ -56,7 +58,10 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 			op = ix.nameTarget(c, targets[0])
 		}
 		if op != nil {
-			res = jsonResource(op, r.Body)
+			var ok bool
+			if res, ok = jsonResource(op, readableBody(r)); !ok {
+				return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
+			}
 		}
 	} else if !ambiguousForm(r) {
 		params = queryParams(r)
@@ -70,7 +75,10 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 			}
 		}
 		if op == nil {
-			op, res = nameRest(c, r, params)
+			var ok bool
+			if op, res, ok = nameRest(c, r, params); !ok {
+				return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
+			}
 		}
 	}
 	iamAction := ""
@@ -277,7 +285,7 @@ func queryParams(r Request) url.Values {
 
 // nameRest matches a rest-json or rest-xml call against every candidate service's trie and
 // keeps the most specific match (most literal segments, then the best query/header fit).
-func nameRest(c candidateSet, r Request, params url.Values) (*operation, string) {
+func nameRest(c candidateSet, r Request, params url.Values) (*operation, string, bool) {
 	if params == nil {
 		params = url.Values{}
 	}
@@ -318,9 +326,10 @@ func nameRest(c candidateSet, r Request, params url.Values) (*operation, string)
 		}
 	}
 	if best == nil {
-		return nil, ""
+		return nil, "", true
 	}
-	return best, restResource(best, bestSegs, r.Body, c.region)
+	res, ok := restResource(best, bestSegs, readableBody(r), c.region)
+	return best, res, ok
 }
 
 // matchWithSlashRetry matches, then retries once with the trailing slash added or removed:
@@ -347,16 +356,18 @@ func matchWithSlashRetry(root *node, segs []string, rq *restRequest, slash *[]st
 	return nil, 0, nil
 }
 
-func restResource(op *operation, segs []string, body []byte, region string) string {
+// restResource reads the resource from the path labels or the JSON body; ok is false when it
+// is in a body the namer could not read (see jsonObject).
+func restResource(op *operation, segs []string, body requestBody, region string) (string, bool) {
 	if op.svc.Model == "s3" {
 		b := op.label(segs, "Bucket")
 		if b == "" {
-			return ""
+			return "", true
 		}
 		if k := op.label(segs, "Key"); k != "" {
-			return "arn:" + loadIndex().endpoints.arnPartition(region) + ":s3:::" + b + "/" + k
+			return "arn:" + loadIndex().endpoints.arnPartition(region) + ":s3:::" + b + "/" + k, true
 		}
-		return "arn:" + loadIndex().endpoints.arnPartition(region) + ":s3:::" + b
+		return "arn:" + loadIndex().endpoints.arnPartition(region) + ":s3:::" + b, true
 	}
 	var obj map[string]json.RawMessage
 	for _, ref := range op.op.Resource {
@@ -364,43 +375,104 @@ func restResource(op *operation, segs []string, body []byte, region string) stri
 		switch kind {
 		case "u:":
 			if v := op.label(segs, name); v != "" {
-				return v
+				return v, true
 			}
 		case "b:":
 			if obj == nil {
-				obj = jsonObject(body)
+				var ok bool
+				if obj, ok = jsonObject(body); !ok {
+					return "", false
+				}
 			}
 			if v := jsonString(obj[name]); v != "" {
-				return v
+				return v, true
 			}
 		}
 	}
-	return ""
+	return "", true
 }
 
-func jsonResource(op *operation, body []byte) string {
+// requestBody is the body as the namer may read it: ok is false when the request has a body
+// that the namer does not hold (streamed, or over maxBodyParse).
+type requestBody struct {
+	data []byte
+	ok   bool
+}
+
+func readableBody(r Request) requestBody {
+	if r.BodyUnread || len(r.Body) > maxBodyParse {
+		return requestBody{}
+	}
+	return requestBody{data: r.Body, ok: true}
+}
+
+// jsonResource reads the resource members of a JSON-protocol body; ok is false when the
+// operation names its resource in the body and the body cannot be read for it.
+func jsonResource(op *operation, body requestBody) (string, bool) {
 	var obj map[string]json.RawMessage
 	for _, ref := range op.op.Resource {
 		if !strings.HasPrefix(ref, "b:") {
 			continue
 		}
 		if obj == nil {
-			obj = jsonObject(body)
+			var ok bool
+			if obj, ok = jsonObject(body); !ok {
+				return "", false
+			}
 		}
 		if v := jsonString(obj[ref[2:]]); v != "" {
-			return v
+			return v, true
 		}
 	}
-	return ""
+	return "", true
 }
 
-func jsonObject(body []byte) map[string]json.RawMessage {
-	obj := map[string]json.RawMessage{}
-	if len(body) == 0 || len(body) > maxBodyParse {
-		return obj
+// jsonObject reads the body's top-level members. ok is false when the body was not readable
+// or names a member twice ({"TableName":"dev","TableName":"prod"}): which one the service
+// reads is not something to guess, and a resource read from the wrong one, or from none
+// because the body was padded past what the namer reads, would slip past a rule that names
+// the resource. A body that is not a JSON object reads as no members; the service refuses it.
+func jsonObject(body requestBody) (map[string]json.RawMessage, bool) {
+	if !body.ok {
+		return nil, false
 	}
-	_ = json.Unmarshal(body, &obj)
-	return obj
+	obj := map[string]json.RawMessage{}
+	if len(body.data) == 0 || json.Unmarshal(body.data, &obj) != nil {
+		return map[string]json.RawMessage{}, true
+	}
+	if topLevelMembers(body.data) != len(obj) {
+		return nil, false // a member given twice (perhaps spelled with escapes)
+	}
+	return obj, true
+}
+
+// topLevelMembers counts the members of a JSON object by its colons at depth one outside
+// strings; on a valid object that is one per member, so fewer map entries mean a repeated
+// name. A scan instead of a token decoder: it allocates nothing on every JSON-protocol call.
+func topLevelMembers(data []byte) int {
+	n, depth, inString, escaped := 0, 0, false, false
+	for _, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			depth--
+		case c == ':' && depth == 1:
+			n++
+		}
+	}
+	return n
 }
 
 // jsonString reads a string or a list of strings (joined by commas).
