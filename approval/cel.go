@@ -23,7 +23,7 @@ const celCostLimit = 100_000
 //
 //	identity  map: subject, email (strings), groups (list of strings)
 //	action    map of strings: cloud, service, operation, name (the IAM action), resource,
-//	          region, account, risk (effective tier)
+//	          source (what a copy reads, else ""), region, account, risk (effective tier)
 //	target    string
 //	request   map of strings: reason, ticket, source_ip, user_agent
 //	now       timestamp
@@ -113,6 +113,7 @@ func (v *celVars) get(in *Input) map[string]any {
 			"operation": in.Action.Operation,
 			"name":      in.Action.IAMAction,
 			"resource":  in.Action.Resource,
+			"source":    in.Action.Source,
 			"region":    in.Action.Region,
 			"account":   in.Action.Account,
 			"risk":      v.risk.String(),

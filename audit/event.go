@@ -27,28 +27,30 @@ type Identity struct {
 
 // Event is one audit record: one JSON object a line. Field names are the public contract.
 type Event struct {
-	V              int       `json:"v"`
-	ID             string    `json:"id"`
-	Time           time.Time `json:"time"`
-	Kind           string    `json:"kind"`
-	RequestID      string    `json:"request_id,omitempty"`
-	Identity       Identity  `json:"identity"`
-	Target         string    `json:"target,omitempty"`
-	Cloud          string    `json:"cloud,omitempty"`
-	Action         string    `json:"action,omitempty"`
-	Service        string    `json:"service,omitempty"`
-	Operation      string    `json:"operation,omitempty"`
-	Resource       string    `json:"resource,omitempty"`
-	Region         string    `json:"region,omitempty"`
-	Risk           string    `json:"risk,omitempty"`
-	Decision       string    `json:"decision,omitempty"`
-	Policy         string    `json:"policy,omitempty"`
-	Approvers      []string  `json:"approvers,omitempty"`
-	Reason         string    `json:"reason,omitempty"`
-	UpstreamStatus int       `json:"upstream_status,omitempty"`
-	DurationMS     float64   `json:"duration_ms,omitempty"`
-	ClientIP       string    `json:"client_ip,omitempty"`
-	UserAgent      string    `json:"user_agent,omitempty"`
+	V         int       `json:"v"`
+	ID        string    `json:"id"`
+	Time      time.Time `json:"time"`
+	Kind      string    `json:"kind"`
+	RequestID string    `json:"request_id,omitempty"`
+	Identity  Identity  `json:"identity"`
+	Target    string    `json:"target,omitempty"`
+	Cloud     string    `json:"cloud,omitempty"`
+	Action    string    `json:"action,omitempty"`
+	Service   string    `json:"service,omitempty"`
+	Operation string    `json:"operation,omitempty"`
+	Resource  string    `json:"resource,omitempty"`
+	// Source is what the call reads besides Resource (a copy's source object).
+	Source         string   `json:"source,omitempty"`
+	Region         string   `json:"region,omitempty"`
+	Risk           string   `json:"risk,omitempty"`
+	Decision       string   `json:"decision,omitempty"`
+	Policy         string   `json:"policy,omitempty"`
+	Approvers      []string `json:"approvers,omitempty"`
+	Reason         string   `json:"reason,omitempty"`
+	UpstreamStatus int      `json:"upstream_status,omitempty"`
+	DurationMS     float64  `json:"duration_ms,omitempty"`
+	ClientIP       string   `json:"client_ip,omitempty"`
+	UserAgent      string   `json:"user_agent,omitempty"`
 	// Step refines kind: held, approved, denied, expired, grant_used, error, issued, ...
 	Step string `json:"step,omitempty"`
 	// ApprovalID is the held request (the approval page's ID) an event belongs to.

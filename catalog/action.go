@@ -71,6 +71,11 @@ type Action struct {
 	Region    string `json:"region,omitempty"`
 	Account   string `json:"account,omitempty"`
 	Risk      Risk   `json:"risk"`
+	// Source is what the call reads besides Resource, and SourceAction the IAM action that read
+	// needs: a copy's source object (arn:aws:s3:::bkt/key with s3:GetObject, or
+	// projects/_/buckets/b/objects/o with storage.objects.get). Policy decides the read too.
+	Source       string `json:"source,omitempty"`
+	SourceAction string `json:"source_action,omitempty"`
 	// Known is false when the catalog did not recognise the call (Operation "Unknown").
 	Known bool `json:"known"`
 }

@@ -30,10 +30,14 @@ import (
 // mintedCreds are what the fake broker hands out: the upstream accepts only these.
 var mintedCreds = aws.Credentials{AccessKeyID: "ASIAMINTEDMINTED0001", SecretAccessKey: "minted-secret-key-0123456789", SessionToken: "minted-session-token"}
 
-type staticMinter struct{ calls atomic.Int64 }
+type staticMinter struct {
+	calls      atomic.Int64
+	lastPolicy atomic.Pointer[string] // the session policy of the last mint
+}
 
 func (m *staticMinter) Credentials(ctx context.Context, t *config.Target, r signer.MintRequest) (aws.Credentials, error) {
 	m.calls.Add(1)
+	m.lastPolicy.Store(&r.Policy)
 	return mintedCreds, nil
 }
 
@@ -178,6 +182,11 @@ policies:
     decision: hold
     approvers: {groups: [sre-leads]}
     grant: {ttl: 1h, uses: 1}
+  - name: payroll-reads-need-sre
+    actions: ["s3:GetObject*"]
+    when: 'action.resource.startsWith("arn:aws:s3:::payroll/")'
+    decision: hold
+    approvers: {groups: [sre-leads]}
   - name: reads-flow
     risk: [read, write]
     decision: allow
@@ -333,6 +342,36 @@ func TestActionSmuggledInAnUnreadBodyIsUnknown(t *testing.T) {
 	}
 	if p.audit.find("decision", "ec2:DescribeInstances", "") != nil || p.upstream.hits.Load() != 0 {
 		t.Error("the call was decided as the query string's DescribeInstances or forwarded")
+	}
+}
+
+// TestCopyIsDecidedOnItsSourceToo: a copy writes its destination and reads its source; the
+// read is decided too, and the minted session policy allows both (AWS checks both).
+func TestCopyIsDecidedOnItsSourceToo(t *testing.T) {
+	p := newPipeline(t, "1s")
+	// Reading payroll/ is held: copying out of it is refused, naming the rule and the way.
+	resp, body := p.send("PUT", "/scratch/copy.csv", "s3", http.Header{"X-Amz-Copy-Source": {"/payroll/2026.csv"}}, "")
+	if resp.StatusCode != 403 || !strings.Contains(body, "payroll-reads-need-sre") || !strings.Contains(body, "arn:aws:s3:::payroll/2026.csv") {
+		t.Errorf("copy out of payroll: %d %s", resp.StatusCode, body)
+	}
+	if d := p.audit.find("decision", "s3:PutObject", "deny"); d == nil || d.Source != "arn:aws:s3:::payroll/2026.csv" || d.Step != "source_not_allowed" || d.Policy != "payroll-reads-need-sre" {
+		t.Errorf("decision event of the refused copy: %+v", d)
+	}
+	if p.upstream.hits.Load() != 0 {
+		t.Fatal("the refused copy was forwarded")
+	}
+	// A copy between buckets whose reads flow goes through, with both statements in the policy.
+	resp, body = p.send("PUT", "/scratch/copy.csv", "s3", http.Header{"X-Amz-Copy-Source": {"/reports/q1.csv"}}, "")
+	if resp.StatusCode != 200 || p.upstream.hits.Load() != 1 {
+		t.Fatalf("copy out of reports: %d %s", resp.StatusCode, body)
+	}
+	want := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::scratch/copy.csv"},` +
+		`{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::reports/q1.csv"}]}`
+	if got := p.minter.lastPolicy.Load(); got == nil || *got != want {
+		t.Errorf("session policy of the copy = %v, want %s", got, want)
+	}
+	if f := p.audit.await("forward", "s3:PutObject", ""); f == nil || f.Source != "arn:aws:s3:::reports/q1.csv" {
+		t.Errorf("forward event of the copy: %+v", f)
 	}
 }
 

@@ -95,6 +95,44 @@ func (p *Proxy) baseHost() string {
 	return host
 }
 
+// decideSource decides the read a copy makes of its source (c.action.Source with
+// c.action.SourceAction) as a call of its own. A copy goes on only when that read is allowed
+// outright: a copy out of a bucket whose reads are held or denied would otherwise take the
+// data past the rule. The refusal says how to read the source the approvable way.
+func (p *Proxy) decideSource(c *call, in approval.Input) error {
+	read := catalog.Action{Cloud: c.action.Cloud, Service: c.action.Service, IAMAction: c.action.SourceAction,
+		Operation: c.action.SourceAction, Resource: c.action.Source, Region: c.action.Region, Account: c.action.Account,
+		Risk: catalog.Read, Known: true}
+	if _, op, ok := strings.Cut(read.IAMAction, ":"); ok {
+		read.Operation = op
+	} else if _, op, ok := strings.Cut(read.IAMAction, "."); ok {
+		read.Operation = op
+	}
+	read.Risk = p.cfg.Policy.Risk(read)
+	in.Action = read
+	d := p.cfg.Policy.Decide(in)
+	if d.Effect == approval.Allow {
+		return nil
+	}
+	if d.Rule != nil {
+		c.policy = d.Rule.Name
+	}
+	c.decision = d
+	if err := p.recordDecisionFor(c, "deny", "source_not_allowed", ""); err != nil {
+		return err
+	}
+	return &cloudError{Status: http.StatusForbidden, Code: "AccessDenied", Message: fmt.Sprintf(
+		"%s reads %s, and %s on it is %s by Airlock policy %q: a copy goes through only when reading its source is allowed outright; read the source itself (%s), which can be approved (request ID %s)",
+		c.action.IAMAction, c.action.Source, c.action.SourceAction, effectWord(d.Effect), orDefault(c.policy), c.action.SourceAction, c.id)}
+}
+
+func effectWord(e approval.Effect) string {
+	if e == approval.Hold {
+		return "held for approval"
+	}
+	return "denied"
+}
+
 // parsedBase is public_url and the host parsed from it.
 type parsedBase struct{ raw, host string }
 
@@ -112,6 +150,11 @@ func (p *Proxy) input(c *call) approval.Input {
 // call fails closed.
 func (p *Proxy) decide(c *call) error {
 	in := p.input(c)
+	if c.action.SourceAction != "" {
+		if err := p.decideSource(c, in); err != nil {
+			return err
+		}
+	}
 	d := p.cfg.Policy.Decide(in)
 	c.decision = d
 	if d.Rule != nil {
@@ -247,7 +290,7 @@ func (p *Proxy) event(c *call, kind string) *audit.Event {
 		Kind: kind, RequestID: c.id,
 		Identity: audit.Identity{Subject: c.identity.Subject, Email: c.identity.Email, Groups: c.identity.Groups},
 		Target:   targetName(c), Cloud: c.action.Cloud, Action: c.action.IAMAction, Service: c.action.Service,
-		Operation: c.action.Operation, Resource: c.action.Resource, Region: c.action.Region,
+		Operation: c.action.Operation, Resource: c.action.Resource, Source: c.action.Source, Region: c.action.Region,
 		Risk: c.action.Risk.String(), Policy: c.policy, Approvers: c.approvers, Reason: c.identity.Reason,
 		ClientIP: c.clientIP, UserAgent: c.r.UserAgent(),
 	}
@@ -270,7 +313,7 @@ func (p *Proxy) mint(c *call) error {
 	c.upstream = up
 	m := signer.MintRequest{SessionName: c.identity.Name()}
 	if c.target.SessionPolicy == nil || *c.target.SessionPolicy {
-		m.Policy = signer.SessionPolicy(c.action.IAMAction, c.action.Resource)
+		m.Policy = signer.CopySessionPolicy(c.action.IAMAction, c.action.Resource, c.action.SourceAction, c.action.Source)
 	}
 	// The broker bounds its own wait when it has to go past its in-process credentials.
 	creds, err := p.cfg.AWS.Credentials(c.r.Context(), c.target, m)

@@ -325,17 +325,28 @@ func SessionName(identity string) string {
 // Calls repeat the same few actions and resources, so the documents are kept (up to
 // maxPolicies of them): a repeat costs a map lookup and no allocation.
 func SessionPolicy(iamAction, resource string) string {
+	return CopySessionPolicy(iamAction, resource, "", "")
+}
+
+// CopySessionPolicy is SessionPolicy for a call that also reads a source (a copy): the policy
+// allows iamAction on resource and sourceAction on source, which AWS checks separately (a copy
+// narrowed to s3:PutObject alone is refused reading its source). With sourceAction "" it is
+// SessionPolicy.
+func CopySessionPolicy(iamAction, resource, sourceAction, source string) string {
 	if !strings.HasPrefix(resource, "arn:") {
 		resource = "*"
 	}
-	k := policyKey{iamAction, resource}
+	if sourceAction != "" && !strings.HasPrefix(source, "arn:") {
+		source = "*"
+	}
+	k := policyKey{iamAction, resource, sourceAction, source}
 	policies.RLock()
 	doc, ok := policies.m[k]
 	policies.RUnlock()
 	if ok {
 		return doc
 	}
-	doc = sessionPolicy(iamAction, resource)
+	doc = sessionPolicy(k)
 	policies.Lock()
 	if len(policies.m) >= maxPolicies {
 		clear(policies.m)
@@ -345,9 +356,9 @@ func SessionPolicy(iamAction, resource string) string {
 	return doc
 }
 
-type policyKey struct{ action, resource string }
+type policyKey struct{ action, resource, sourceAction, source string }
 
-// policies memoises SessionPolicy.
+// policies memoises CopySessionPolicy.
 var policies = struct {
 	sync.RWMutex
 	m map[policyKey]string
@@ -355,7 +366,7 @@ var policies = struct {
 
 const maxPolicies = 4096
 
-func sessionPolicy(iamAction, resource string) string {
+func sessionPolicy(k policyKey) string {
 	type statement struct {
 		Effect   string
 		Action   string
@@ -364,7 +375,10 @@ func sessionPolicy(iamAction, resource string) string {
 	doc := struct {
 		Version   string
 		Statement []statement
-	}{"2012-10-17", []statement{{"Allow", iamAction, resource}}}
+	}{"2012-10-17", []statement{{"Allow", k.action, k.resource}}}
+	if k.sourceAction != "" {
+		doc.Statement = append(doc.Statement, statement{"Allow", k.sourceAction, k.source})
+	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

@@ -498,6 +498,15 @@ func TestSessionPolicy(t *testing.T) {
 	if got := SessionPolicy("s3:GetObject", "arn:aws:s3:::b/k"); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
+	// A copy is allowed to read its source, which AWS checks apart from the write.
+	want = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:PutObject","Resource":"arn:aws:s3:::dst/k"},` +
+		`{"Effect":"Allow","Action":"s3:GetObjectVersion","Resource":"arn:aws:s3:::src/k"}]}`
+	if got := CopySessionPolicy("s3:PutObject", "arn:aws:s3:::dst/k", "s3:GetObjectVersion", "arn:aws:s3:::src/k"); got != want {
+		t.Errorf("copy: got  %s\nwant %s", got, want)
+	}
+	if CopySessionPolicy("s3:GetObject", "arn:aws:s3:::b/k", "", "") != SessionPolicy("s3:GetObject", "arn:aws:s3:::b/k") {
+		t.Error("CopySessionPolicy without a source differs from SessionPolicy")
+	}
 	on, off := true, false
 	if !SessionPolicyEnabled(&config.Target{}) || !SessionPolicyEnabled(&config.Target{SessionPolicy: &on}) ||
 		SessionPolicyEnabled(&config.Target{SessionPolicy: &off}) {

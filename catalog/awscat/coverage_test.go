@@ -81,6 +81,9 @@ func sdkRequest(s *service, op *operation, forward bool) Request {
 		for _, h := range op.op.ReqHeader {
 			r.Header.Set(h, "x")
 		}
+		if r.Header.Get("X-Amz-Copy-Source") != "" {
+			r.Header.Set("X-Amz-Copy-Source", "src-bucket/src-key") // a copy names its source
+		}
 		r.RawQuery = q.Encode()
 	}
 	if forward {

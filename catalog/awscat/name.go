@@ -93,11 +93,51 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 	if op == nil {
 		return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
 	}
-	return catalog.Action{
+	a := catalog.Action{
 		Cloud: catalog.AWS, Service: op.info.Service, Operation: op.op.Name,
 		IAMAction: iamAction, Resource: res, Region: c.region,
 		Risk: op.info.Risk, Known: true,
-	}, op, c
+	}
+	if op.svc.Model == "s3" && (op.op.Name == "CopyObject" || op.op.Name == "UploadPartCopy") {
+		src, srcAction, ok := s3CopySource(r.Header.Values("X-Amz-Copy-Source"), loadIndex().endpoints.arnPartition(c.region))
+		if !ok {
+			return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
+		}
+		a.Source, a.SourceAction = src, srcAction
+	}
+	return a, op, c
+}
+
+// s3CopySource reads a copy's x-amz-copy-source (bucket/key, URL-encoded, with an optional
+// leading slash and ?versionId=) into the source object's ARN and the IAM action that reading
+// it needs. An access point or Outposts ARN is passed on as it is. ok is false unless there is
+// exactly one well-formed value: S3 would read some source, and the name must say which.
+func s3CopySource(values []string, partition string) (src, action string, ok bool) {
+	if len(values) != 1 {
+		return "", "", false
+	}
+	v, query, _ := strings.Cut(values[0], "?")
+	action = "s3:GetObject"
+	if query != "" {
+		q, err := url.ParseQuery(query)
+		if err != nil || len(q) != 1 || len(q["versionId"]) != 1 {
+			return "", "", false
+		}
+		action = "s3:GetObjectVersion"
+	}
+	v, err := url.PathUnescape(v)
+	if err != nil {
+		return "", "", false
+	}
+	v = strings.TrimPrefix(v, "/")
+	if strings.HasPrefix(v, "arn:") {
+		return v, action, true
+	}
+	bucket, key, _ := strings.Cut(v, "/")
+	if bucket == "" || key == "" {
+		return "", "", false
+	}
+	return "arn:" + partition + ":s3:::" + bucket + "/" + key, action, true
 }
 
 // s3VersionActions are the IAM actions S3 checks instead when a call names an object version

@@ -143,3 +143,33 @@ func TestLookupAndSearch(t *testing.T) {
 		t.Errorf("Operations() = %d, want every operation of the models", n)
 	}
 }
+
+func TestNameS3CopySource(t *testing.T) {
+	for _, tc := range []struct {
+		name, query string
+		src         []string
+		wantOp      string
+		source      string
+		srcAction   string
+	}{
+		{"copy", "", []string{"/secret/pay%20roll.csv"}, "CopyObject", "arn:aws:s3:::secret/pay roll.csv", "s3:GetObject"},
+		{"copy without the slash", "", []string{"secret/a/b"}, "CopyObject", "arn:aws:s3:::secret/a/b", "s3:GetObject"},
+		{"copy of a version", "", []string{"secret/a?versionId=3"}, "CopyObject", "arn:aws:s3:::secret/a", "s3:GetObjectVersion"},
+		{"part copy", "partNumber=1&uploadId=u", []string{"/secret/a"}, "UploadPartCopy", "arn:aws:s3:::secret/a", "s3:GetObject"},
+		{"access point source", "", []string{"arn:aws:s3:us-east-1:1:accesspoint/ap/object/a"}, "CopyObject", "arn:aws:s3:us-east-1:1:accesspoint/ap/object/a", "s3:GetObject"},
+		{"two sources", "", []string{"/a/b", "/c/d"}, "Unknown", "", ""},
+		{"no key", "", []string{"/bucket-only"}, "Unknown", "", ""},
+		{"other query on the source", "", []string{"/a/b?acl"}, "Unknown", "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := Request{Method: "PUT", Path: "/dst/k", RawQuery: tc.query, Header: http.Header{"X-Amz-Copy-Source": tc.src}, Service: "s3", Region: "us-east-1"}
+			a := Name(r)
+			if a.Operation != tc.wantOp || a.Source != tc.source || a.SourceAction != tc.srcAction {
+				t.Errorf("Name = %s %q source %q (%s), want %s source %q (%s)", a.Operation, a.Resource, a.Source, a.SourceAction, tc.wantOp, tc.source, tc.srcAction)
+			}
+			if a.Known && a.Resource != "arn:aws:s3:::dst/k" {
+				t.Errorf("resource = %q, want the destination", a.Resource)
+			}
+		})
+	}
+}

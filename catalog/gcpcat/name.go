@@ -75,6 +75,9 @@ func Name(r Request) catalog.Action {
 		Known:     true,
 	}
 	describeResource(&a, m, segs, r.RawQuery)
+	if m.id == "storage.objects.copy" || m.id == "storage.objects.rewrite" {
+		copyEnds(&a, segs)
+	}
 	if a.Region == "" {
 		a.Region = h.location
 	}
@@ -286,6 +289,19 @@ func projectOfServiceAccount(res []string) string {
 		}
 	}
 	return "-"
+}
+
+// copyEnds names a JSON API copy or rewrite (b/{src}/o/{obj}/copyTo/b/{dst}/o/{obj}) by what it
+// writes, the destination object, with the source object as what it reads.
+func copyEnds(a *catalog.Action, segs []string) {
+	for i, s := range segs {
+		if (s == "copyTo" || s == "rewriteTo") && i >= 4 && len(segs) == i+5 {
+			a.Source = storageResource(segs[i-4 : i])
+			a.SourceAction = "storage.objects.get"
+			a.Resource = storageResource(segs[i+1:])
+			return
+		}
+	}
 }
 
 // storageResource names a Cloud Storage bucket or object the way IAM does:

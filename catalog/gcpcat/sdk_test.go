@@ -108,7 +108,7 @@ func TestNameCapturedClientRequests(t *testing.T) {
 		{"storage objects.rewrite", "storage.googleapis.com", func() error {
 			_, err := ss.Objects.Rewrite("src", "a/b", "dst", "c/d", &storage.Object{}).Context(ctx).Do()
 			return err
-		}, "storage.objects.rewrite", "projects/_/buckets/src/objects/a/b"},
+		}, "storage.objects.rewrite", "projects/_/buckets/dst/objects/c/d"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

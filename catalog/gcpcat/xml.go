@@ -126,9 +126,9 @@ func nameStorageXML(r Request, location string) (catalog.Action, bool) {
 			if !valid {
 				return catalog.Action{}, false
 			}
-			// As the JSON API's objects.copy is named: after its source.
+			// As the JSON API's objects.copy is named: the object written, reading the source.
 			a, ok = name("storage.objects.copy")
-			a.Resource = res
+			a.Resource, a.Source, a.SourceAction = objectRes, res, "storage.objects.get"
 		case len(q) == 0, has("upload_id") && only(upload), has("partNumber") && has("uploadId") && only(upload):
 			a, ok = name("storage.objects.insert")
 			a.Resource = bucketRes

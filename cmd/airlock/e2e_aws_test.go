@@ -365,3 +365,83 @@ func TestE2EForgedAndTamperedRequests(t *testing.T) {
 		t.Errorf("forged host: %d %s", resp.StatusCode, resp.body)
 	}
 }
+
+// e2eSessionPolicyConfig is the local MinIO target with session policies on (the default): every
+// minted credential allows only the call's own action and resource, and MinIO enforces that.
+const e2eSessionPolicyConfig = `
+listen: {{LISTEN}}
+dev:
+  bootstrap_token_env: AIRLOCK_E2E_TOKEN
+  bootstrap_identity: {subject: alice, email: alice@example.com, groups: [engineers]}
+targets:
+  - name: local
+    cloud: aws
+    role_arn: arn:aws:iam::000000000000:role/airlock-e2e
+    regions: [us-east-1]
+    endpoint: {{MINIO}}
+    sts_endpoint: {{MINIO}}
+    base_credentials: {access_key_id_env: MINIO_ACCESS_KEY, secret_access_key_env: MINIO_SECRET_KEY}
+policies:
+  - name: payroll-reads-need-sre
+    actions: ["s3:GetObject*"]
+    when: 'action.resource.startsWith("arn:aws:s3:::payroll-")'
+    decision: hold
+    approvers: {groups: [sre-leads]}
+  - name: reads-and-writes-flow
+    risk: [read, write]
+    decision: allow
+  - name: default-deny
+    decision: deny
+hold: {wait: 1s}
+audit:
+  file: {{AUDIT}}
+`
+
+// TestE2ECopyUnderSessionPolicies: a copy needs the read of its source as well as the write of
+// its destination. Airlock decides both and mints credentials whose session policy allows both,
+// which MinIO enforces; a copy out of a bucket whose reads are held is refused before MinIO.
+func TestE2ECopyUnderSessionPolicies(t *testing.T) {
+	minio := testenv.StartMinIO(t)
+	e := startAirlock(t, minio, "", e2eSessionPolicyConfig)
+	cli := testenv.Binary(t, "/usr/bin/aws")
+	suffix := time.Now().UnixNano() % 1e6
+	src, payroll := fmt.Sprintf("src-%d", suffix), fmt.Sprintf("payroll-%d", suffix)
+	file := filepath.Join(t.TempDir(), "a.txt")
+	if err := os.WriteFile(file, []byte("copied through airlock\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := e.awsCLI(cli, args...)
+		if err != nil {
+			t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	run("s3", "mb", "s3://"+src)
+	run("s3", "mb", "s3://"+payroll)
+	run("s3", "cp", file, "s3://"+src+"/a.txt")
+	run("s3", "cp", file, "s3://"+payroll+"/p.txt")
+	run("s3api", "copy-object", "--bucket", src, "--key", "b.txt", "--copy-source", src+"/a.txt")
+	back := filepath.Join(t.TempDir(), "b.txt")
+	run("s3", "cp", "s3://"+src+"/b.txt", back)
+	if b, _ := os.ReadFile(back); string(b) != "copied through airlock\n" {
+		t.Errorf("the copy reads back %q", b)
+	}
+	out, err := e.awsCLI(cli, "s3api", "copy-object", "--bucket", src, "--key", "p.txt", "--copy-source", payroll+"/p.txt")
+	if err == nil || !strings.Contains(out, "AccessDenied") || !strings.Contains(out, "payroll-reads-need-sre") {
+		t.Errorf("a copy out of payroll must be refused naming the rule: %v\n%s", err, out)
+	}
+	if out, err := e.awsCLI(cli, "s3api", "head-object", "--bucket", src, "--key", "p.txt"); err == nil {
+		t.Errorf("the refused copy reached MinIO:\n%s", out)
+	}
+	events := e.auditEvents()
+	var copied, refused bool
+	for _, ev := range events {
+		copied = copied || (ev.Kind == "forward" && ev.Operation == "CopyObject" && ev.UpstreamStatus == 200 && ev.Source == "arn:aws:s3:::"+src+"/a.txt")
+		refused = refused || (ev.Kind == "decision" && ev.Operation == "CopyObject" && ev.Decision == "deny" && ev.Step == "source_not_allowed")
+	}
+	if !copied || !refused {
+		t.Errorf("audit: forwarded copy with its source %v, refused copy %v", copied, refused)
+	}
+}
