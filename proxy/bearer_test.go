@@ -118,6 +118,10 @@ policies:
     actions: ["storage.buckets.delete", "Microsoft.Resources/subscriptions/resourceGroups/delete"]
     decision: deny
     message: ask the data team
+  - name: secret-reads-denied
+    actions: ["storage.objects.get"]
+    when: 'action.resource.startsWith("projects/_/buckets/secret/")'
+    decision: deny
   - name: reads-flow
     risk: [read, write]
     decision: allow
@@ -621,5 +625,24 @@ func TestUnnamedBearerCallsRecordTheirAddress(t *testing.T) {
 	}
 	if p.gcp.hits.Load() != 0 {
 		t.Error("an unnamed call reached the upstream")
+	}
+}
+
+// TestGCPCopyIsDecidedOnItsSource: copyTo out of a bucket whose reads are denied is refused,
+// naming the rule; a copy out of another bucket is forwarded, named by its destination.
+func TestGCPCopyIsDecidedOnItsSource(t *testing.T) {
+	p := newBearerPipeline(t)
+	tok := p.token("gcp", "gcp-dev")
+	resp, body := p.do("POST", "/gcp/storage.googleapis.com/storage/v1/b/secret/o/k/copyTo/b/open/o/k", tok)
+	if resp.StatusCode != 403 || !strings.Contains(body, "secret-reads-denied") || !strings.Contains(body, "projects/_/buckets/secret/objects/k") {
+		t.Errorf("copy out of secret: %d %s", resp.StatusCode, body)
+	}
+	if p.gcp.hits.Load() != 0 {
+		t.Error("the refused copy was forwarded")
+	}
+	p.do("POST", "/gcp/storage.googleapis.com/storage/v1/b/public/o/k/copyTo/b/open/o/k", tok)
+	f := p.audit.await("forward", "storage.objects.copy", "")
+	if f == nil || f.Resource != "projects/_/buckets/open/objects/k" || f.Source != "projects/_/buckets/public/objects/k" {
+		t.Errorf("forward event of the copy: %+v", f)
 	}
 }
