@@ -407,6 +407,11 @@ func restResource(op *operation, segs []string, body requestBody, region string)
 		if k := op.label(segs, "Key"); k != "" {
 			return "arn:" + loadIndex().endpoints.arnPartition(region) + ":s3:::" + b + "/" + k, true
 		}
+		if op.op.Name == "DeleteObjects" {
+			// s3:DeleteObject on each key listed in the body: the bucket's objects, as IAM
+			// names them, so that rules on object ARNs and the session policy both cover it.
+			return "arn:" + loadIndex().endpoints.arnPartition(region) + ":s3:::" + b + "/*", true
+		}
 		return "arn:" + loadIndex().endpoints.arnPartition(region) + ":s3:::" + b, true
 	}
 	var obj map[string]json.RawMessage

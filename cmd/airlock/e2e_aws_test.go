@@ -382,6 +382,10 @@ targets:
     sts_endpoint: {{MINIO}}
     base_credentials: {access_key_id_env: MINIO_ACCESS_KEY, secret_access_key_env: MINIO_SECRET_KEY}
 policies:
+  - name: scratch-deletes-flow
+    actions: ["s3:DeleteObject"]
+    when: 'action.resource.startsWith("arn:aws:s3:::src-")'
+    decision: allow
   - name: payroll-reads-need-sre
     actions: ["s3:GetObject*"]
     when: 'action.resource.startsWith("arn:aws:s3:::payroll-")'
@@ -435,6 +439,14 @@ func TestE2ECopyUnderSessionPolicies(t *testing.T) {
 	if out, err := e.awsCLI(cli, "s3api", "head-object", "--bucket", src, "--key", "p.txt"); err == nil {
 		t.Errorf("the refused copy reached MinIO:\n%s", out)
 	}
+	// A multi-object delete (DeleteObjects) is s3:DeleteObject on the bucket's objects, which
+	// the session policy then allows.
+	if out := run("s3api", "delete-objects", "--bucket", src, "--delete", "Objects=[{Key=a.txt},{Key=b.txt}]"); strings.Contains(out, "Errors") {
+		t.Errorf("delete-objects:\n%s", out)
+	}
+	if out := run("s3", "ls", "s3://"+src); strings.Contains(out, ".txt") {
+		t.Errorf("objects left after delete-objects:\n%s", out)
+	}
 	events := e.auditEvents()
 	var copied, refused bool
 	for _, ev := range events {
@@ -443,5 +455,12 @@ func TestE2ECopyUnderSessionPolicies(t *testing.T) {
 	}
 	if !copied || !refused {
 		t.Errorf("audit: forwarded copy with its source %v, refused copy %v", copied, refused)
+	}
+	deleted := false
+	for _, ev := range events {
+		deleted = deleted || (ev.Kind == "forward" && ev.Operation == "DeleteObjects" && ev.Resource == "arn:aws:s3:::"+src+"/*" && ev.UpstreamStatus == 200)
+	}
+	if !deleted {
+		t.Error("audit has no forwarded DeleteObjects on the bucket's objects")
 	}
 }
