@@ -38,6 +38,7 @@ func appendEventJSON(b []byte, e *Event) []byte {
 	b = appendOptString(b, `,"operation":`, e.Operation)
 	b = appendOptString(b, `,"resource":`, e.Resource)
 	b = appendOptString(b, `,"source":`, e.Source)
+	b = appendOptStrings(b, `,"also":`, e.Also)
 	b = appendOptString(b, `,"region":`, e.Region)
 	b = appendOptString(b, `,"risk":`, e.Risk)
 	b = appendOptString(b, `,"decision":`, e.Decision)

@@ -40,7 +40,10 @@ type Event struct {
 	Operation string    `json:"operation,omitempty"`
 	Resource  string    `json:"resource,omitempty"`
 	// Source is what the call reads besides Resource (a copy's source object).
-	Source         string   `json:"source,omitempty"`
+	Source string `json:"source,omitempty"`
+	// Also names the other IAM actions the call needs (s3:GetObject of a copy's source,
+	// s3:PutObjectAcl of an upload that sets an ACL), each decided by policy too.
+	Also           []string `json:"also,omitempty"`
 	Region         string   `json:"region,omitempty"`
 	Risk           string   `json:"risk,omitempty"`
 	Decision       string   `json:"decision,omitempty"`

@@ -71,13 +71,21 @@ type Action struct {
 	Region    string `json:"region,omitempty"`
 	Account   string `json:"account,omitempty"`
 	Risk      Risk   `json:"risk"`
-	// Source is what the call reads besides Resource, and SourceAction the IAM action that read
-	// needs: a copy's source object (arn:aws:s3:::bkt/key with s3:GetObject, or
-	// projects/_/buckets/b/objects/o with storage.objects.get). Policy decides the read too.
-	Source       string `json:"source,omitempty"`
-	SourceAction string `json:"source_action,omitempty"`
+	// Source is what the call reads besides Resource: a copy's source object
+	// (arn:aws:s3:::bkt/key, projects/_/buckets/b/objects/o).
+	Source string `json:"source,omitempty"`
+	// Also lists the other permissions the call needs, which the cloud checks apart from
+	// IAMAction: reading a copy's Source, setting the ACL or tags an upload carries in its
+	// headers. Policy decides each as a call of its own, and a session policy allows each.
+	Also []Permission `json:"also,omitempty"`
 	// Known is false when the catalog did not recognise the call (Operation "Unknown").
 	Known bool `json:"known"`
+}
+
+// Permission is an IAM action on a resource (ARN or resource name; "" for any).
+type Permission struct {
+	Action   string `json:"action"`
+	Resource string `json:"resource,omitempty"`
 }
 
 // UnknownOperation is the operation name of calls the catalog cannot name.

@@ -182,11 +182,6 @@ policies:
     decision: hold
     approvers: {groups: [sre-leads]}
     grant: {ttl: 1h, uses: 1}
-  - name: payroll-reads-need-sre
-    actions: ["s3:GetObject*"]
-    when: 'action.resource.startsWith("arn:aws:s3:::payroll/")'
-    decision: hold
-    approvers: {groups: [sre-leads]}
   - name: reads-flow
     risk: [read, write]
     decision: allow
@@ -196,8 +191,23 @@ policies:
 
 func newPipeline(t *testing.T, holdWait string) *pipeline {
 	t.Helper()
+	return newPipelineWith(t, holdWait, pipelinePolicies)
+}
+
+// payrollPolicies are pipelinePolicies with reads of the payroll bucket held (a CEL rule, kept
+// out of pipelinePolicies so that BenchmarkPipeline's GetObject does not evaluate it).
+var payrollPolicies = strings.Replace(pipelinePolicies, "  - name: reads-flow\n", `  - name: payroll-reads-need-sre
+    actions: ["s3:GetObject*"]
+    when: 'action.resource.startsWith("arn:aws:s3:::payroll/")'
+    decision: hold
+    approvers: {groups: [sre-leads]}
+  - name: reads-flow
+`, 1)
+
+func newPipelineWith(t *testing.T, holdWait, policies string) *pipeline {
+	t.Helper()
 	up := newSigV4Upstream(t)
-	cfg, err := config.Parse([]byte("listen: 127.0.0.1:8080\ntargets:\n  - name: dev\n    cloud: aws\n    role_arn: arn:aws:iam::111122223333:role/x\n    regions: [us-east-1]\n    endpoint: " + up.URL + "\nhold: {wait: " + holdWait + "}\n" + pipelinePolicies))
+	cfg, err := config.Parse([]byte("listen: 127.0.0.1:8080\ntargets:\n  - name: dev\n    cloud: aws\n    role_arn: arn:aws:iam::111122223333:role/x\n    regions: [us-east-1]\n    endpoint: " + up.URL + "\nhold: {wait: " + holdWait + "}\n" + policies))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,13 +358,13 @@ func TestActionSmuggledInAnUnreadBodyIsUnknown(t *testing.T) {
 // TestCopyIsDecidedOnItsSourceToo: a copy writes its destination and reads its source; the
 // read is decided too, and the minted session policy allows both (AWS checks both).
 func TestCopyIsDecidedOnItsSourceToo(t *testing.T) {
-	p := newPipeline(t, "1s")
+	p := newPipelineWith(t, "1s", payrollPolicies)
 	// Reading payroll/ is held: copying out of it is refused, naming the rule and the way.
 	resp, body := p.send("PUT", "/scratch/copy.csv", "s3", http.Header{"X-Amz-Copy-Source": {"/payroll/2026.csv"}}, "")
 	if resp.StatusCode != 403 || !strings.Contains(body, "payroll-reads-need-sre") || !strings.Contains(body, "arn:aws:s3:::payroll/2026.csv") {
 		t.Errorf("copy out of payroll: %d %s", resp.StatusCode, body)
 	}
-	if d := p.audit.find("decision", "s3:PutObject", "deny"); d == nil || d.Source != "arn:aws:s3:::payroll/2026.csv" || d.Step != "source_not_allowed" || d.Policy != "payroll-reads-need-sre" {
+	if d := p.audit.find("decision", "s3:PutObject", "deny"); d == nil || d.Source != "arn:aws:s3:::payroll/2026.csv" || d.Step != "also_not_allowed" || d.Policy != "payroll-reads-need-sre" {
 		t.Errorf("decision event of the refused copy: %+v", d)
 	}
 	if p.upstream.hits.Load() != 0 {
@@ -370,8 +380,25 @@ func TestCopyIsDecidedOnItsSourceToo(t *testing.T) {
 	if got := p.minter.lastPolicy.Load(); got == nil || *got != want {
 		t.Errorf("session policy of the copy = %v, want %s", got, want)
 	}
-	if f := p.audit.await("forward", "s3:PutObject", ""); f == nil || f.Source != "arn:aws:s3:::reports/q1.csv" {
+	if f := p.audit.await("forward", "s3:PutObject", ""); f == nil || f.Source != "arn:aws:s3:::reports/q1.csv" || len(f.Also) != 1 || f.Also[0] != "s3:GetObject" {
 		t.Errorf("forward event of the copy: %+v", f)
+	}
+}
+
+// TestUploadThatSetsAnACLNeedsThatToo: a PutObject that carries x-amz-acl also sets the ACL,
+// which S3 checks as s3:PutObjectAcl (privilege); no rule allows that here, so the upload is
+// refused rather than published.
+func TestUploadThatSetsAnACLNeedsThatToo(t *testing.T) {
+	p := newPipeline(t, "1s")
+	resp, body := p.send("PUT", "/reports/q1.csv", "s3", http.Header{"X-Amz-Acl": {"public-read"}}, "data")
+	if resp.StatusCode != 403 || !strings.Contains(body, "s3:PutObjectAcl") || !strings.Contains(body, "default-deny") {
+		t.Errorf("upload with a public ACL: %d %s", resp.StatusCode, body)
+	}
+	if p.upstream.hits.Load() != 0 {
+		t.Fatal("the upload was forwarded")
+	}
+	if resp, body := p.send("PUT", "/reports/q1.csv", "s3", nil, "data"); resp.StatusCode != 200 {
+		t.Errorf("the same upload without the ACL: %d %s", resp.StatusCode, body)
 	}
 }
 

@@ -95,35 +95,49 @@ func (p *Proxy) baseHost() string {
 	return host
 }
 
-// decideSource decides the read a copy makes of its source (c.action.Source with
-// c.action.SourceAction) as a call of its own. A copy goes on only when that read is allowed
-// outright: a copy out of a bucket whose reads are held or denied would otherwise take the
-// data past the rule. The refusal says how to read the source the approvable way.
-func (p *Proxy) decideSource(c *call, in approval.Input) error {
-	read := catalog.Action{Cloud: c.action.Cloud, Service: c.action.Service, IAMAction: c.action.SourceAction,
-		Operation: c.action.SourceAction, Resource: c.action.Source, Region: c.action.Region, Account: c.action.Account,
-		Risk: catalog.Read, Known: true}
-	if _, op, ok := strings.Cut(read.IAMAction, ":"); ok {
-		read.Operation = op
-	} else if _, op, ok := strings.Cut(read.IAMAction, "."); ok {
-		read.Operation = op
+// decideAlso decides each other permission the call needs (c.action.Also: a copy's read of its
+// source, the ACL or tags an upload sets) as a call of its own. The call goes on only when every
+// one is allowed outright: otherwise a copy out of a bucket whose reads are held, or an upload
+// that makes itself public, would take the data past the rule. The refusal names the rule and
+// the way: make that call by itself, where a hold can be approved.
+func (p *Proxy) decideAlso(c *call, in approval.Input) error {
+	for _, perm := range c.action.Also {
+		extra := catalog.Action{Cloud: c.action.Cloud, Service: c.action.Service, IAMAction: perm.Action,
+			Operation: perm.Action, Resource: perm.Resource, Region: c.action.Region, Account: c.action.Account, Known: true}
+		if svc, op, ok := cutService(perm.Action); ok {
+			extra.Service, extra.Operation = svc, op
+		}
+		extra.Risk = catalog.DefaultRisk(extra.Cloud, extra.Service, extra.Operation)
+		extra.Risk = p.cfg.Policy.Risk(extra)
+		in.Action = extra
+		d := p.cfg.Policy.Decide(in)
+		if d.Effect == approval.Allow {
+			continue
+		}
+		if d.Rule != nil {
+			c.policy = d.Rule.Name
+		}
+		c.decision = d
+		if err := p.recordDecisionFor(c, "deny", "also_not_allowed", ""); err != nil {
+			return err
+		}
+		return &cloudError{Status: http.StatusForbidden, Code: "AccessDenied", Message: fmt.Sprintf(
+			"%s also needs %s on %s, which is %s by Airlock policy %q: the call goes through only when everything it needs is allowed outright; make that call by itself, where it can be approved (request ID %s)",
+			c.action.IAMAction, perm.Action, orAll(perm.Resource), effectWord(d.Effect), orDefault(c.policy), c.id)}
 	}
-	read.Risk = p.cfg.Policy.Risk(read)
-	in.Action = read
-	d := p.cfg.Policy.Decide(in)
-	if d.Effect == approval.Allow {
-		return nil
+	return nil
+}
+
+// cutService splits an IAM action name into service and operation (s3:GetObject,
+// storage.objects.get, Microsoft.Storage/storageAccounts/read).
+func cutService(name string) (service, operation string, ok bool) {
+	if svc, op, ok := strings.Cut(name, ":"); ok {
+		return svc, op, true
 	}
-	if d.Rule != nil {
-		c.policy = d.Rule.Name
+	if i := strings.IndexByte(name, '/'); i >= 0 {
+		return name[:i], name[i+1:], true
 	}
-	c.decision = d
-	if err := p.recordDecisionFor(c, "deny", "source_not_allowed", ""); err != nil {
-		return err
-	}
-	return &cloudError{Status: http.StatusForbidden, Code: "AccessDenied", Message: fmt.Sprintf(
-		"%s reads %s, and %s on it is %s by Airlock policy %q: a copy goes through only when reading its source is allowed outright; read the source itself (%s), which can be approved (request ID %s)",
-		c.action.IAMAction, c.action.Source, c.action.SourceAction, effectWord(d.Effect), orDefault(c.policy), c.action.SourceAction, c.id)}
+	return strings.Cut(name, ".")
 }
 
 func effectWord(e approval.Effect) string {
@@ -150,8 +164,8 @@ func (p *Proxy) input(c *call) approval.Input {
 // call fails closed.
 func (p *Proxy) decide(c *call) error {
 	in := p.input(c)
-	if c.action.SourceAction != "" {
-		if err := p.decideSource(c, in); err != nil {
+	if len(c.action.Also) > 0 {
+		if err := p.decideAlso(c, in); err != nil {
 			return err
 		}
 	}
@@ -286,11 +300,15 @@ func (p *Proxy) recordDecisionFor(c *call, decision, step, approvalID string) er
 }
 
 func (p *Proxy) event(c *call, kind string) *audit.Event {
+	var also []string
+	for _, perm := range c.action.Also {
+		also = append(also, perm.Action)
+	}
 	return &audit.Event{
 		Kind: kind, RequestID: c.id,
 		Identity: audit.Identity{Subject: c.identity.Subject, Email: c.identity.Email, Groups: c.identity.Groups},
 		Target:   targetName(c), Cloud: c.action.Cloud, Action: c.action.IAMAction, Service: c.action.Service,
-		Operation: c.action.Operation, Resource: c.action.Resource, Source: c.action.Source, Region: c.action.Region,
+		Operation: c.action.Operation, Resource: c.action.Resource, Source: c.action.Source, Also: also, Region: c.action.Region,
 		Risk: c.action.Risk.String(), Policy: c.policy, Approvers: c.approvers, Reason: c.identity.Reason,
 		ClientIP: c.clientIP, UserAgent: c.r.UserAgent(),
 	}
@@ -313,7 +331,7 @@ func (p *Proxy) mint(c *call) error {
 	c.upstream = up
 	m := signer.MintRequest{SessionName: c.identity.Name()}
 	if c.target.SessionPolicy == nil || *c.target.SessionPolicy {
-		m.Policy = signer.CopySessionPolicy(c.action.IAMAction, c.action.Resource, c.action.SourceAction, c.action.Source)
+		m.Policy = signer.SessionPolicy(c.action.IAMAction, c.action.Resource, c.action.Also...)
 	}
 	// The broker bounds its own wait when it has to go past its in-process credentials.
 	creds, err := p.cfg.AWS.Credentials(c.r.Context(), c.target, m)

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/airlockhq/airlock/catalog"
 	"github.com/airlockhq/airlock/config"
 	"github.com/airlockhq/airlock/store"
 )
@@ -318,35 +319,33 @@ func SessionName(identity string) string {
 	return b.String()
 }
 
-// SessionPolicy returns an IAM session policy that allows only iamAction, on resource when it is
-// an ARN and on "*" otherwise. The effective permissions are the intersection with the role's,
-// so this can only narrow them. The output is deterministic, so it is usable in cache keys.
+// SessionPolicy returns an IAM session policy that allows only iamAction on resource, and each
+// permission in also (what the call needs besides, which AWS checks apart: a copy's read of its
+// source, the ACL an upload sets). A resource that is not an ARN becomes "*". The effective
+// permissions are the intersection with the role's, so this can only narrow them. The output
+// is deterministic, so it is usable in cache keys.
 //
 // Calls repeat the same few actions and resources, so the documents are kept (up to
 // maxPolicies of them): a repeat costs a map lookup and no allocation.
-func SessionPolicy(iamAction, resource string) string {
-	return CopySessionPolicy(iamAction, resource, "", "")
-}
-
-// CopySessionPolicy is SessionPolicy for a call that also reads a source (a copy): the policy
-// allows iamAction on resource and sourceAction on source, which AWS checks separately (a copy
-// narrowed to s3:PutObject alone is refused reading its source). With sourceAction "" it is
-// SessionPolicy.
-func CopySessionPolicy(iamAction, resource, sourceAction, source string) string {
-	if !strings.HasPrefix(resource, "arn:") {
-		resource = "*"
+func SessionPolicy(iamAction, resource string, also ...catalog.Permission) string {
+	k := policyKey{iamAction, arnOrAny(resource), ""}
+	if len(also) > 0 {
+		var b strings.Builder
+		for _, p := range also {
+			b.WriteString(p.Action)
+			b.WriteByte(0)
+			b.WriteString(arnOrAny(p.Resource))
+			b.WriteByte(0)
+		}
+		k.also = b.String()
 	}
-	if sourceAction != "" && !strings.HasPrefix(source, "arn:") {
-		source = "*"
-	}
-	k := policyKey{iamAction, resource, sourceAction, source}
 	policies.RLock()
 	doc, ok := policies.m[k]
 	policies.RUnlock()
 	if ok {
 		return doc
 	}
-	doc = sessionPolicy(k)
+	doc = sessionPolicy(iamAction, k.resource, also)
 	policies.Lock()
 	if len(policies.m) >= maxPolicies {
 		clear(policies.m)
@@ -356,9 +355,17 @@ func CopySessionPolicy(iamAction, resource, sourceAction, source string) string 
 	return doc
 }
 
-type policyKey struct{ action, resource, sourceAction, source string }
+func arnOrAny(resource string) string {
+	if !strings.HasPrefix(resource, "arn:") {
+		return "*"
+	}
+	return resource
+}
 
-// policies memoises CopySessionPolicy.
+// policyKey is a document's inputs; also is the extra permissions, NUL-separated.
+type policyKey struct{ action, resource, also string }
+
+// policies memoises SessionPolicy.
 var policies = struct {
 	sync.RWMutex
 	m map[policyKey]string
@@ -366,7 +373,7 @@ var policies = struct {
 
 const maxPolicies = 4096
 
-func sessionPolicy(k policyKey) string {
+func sessionPolicy(iamAction, resource string, also []catalog.Permission) string {
 	type statement struct {
 		Effect   string
 		Action   string
@@ -375,9 +382,9 @@ func sessionPolicy(k policyKey) string {
 	doc := struct {
 		Version   string
 		Statement []statement
-	}{"2012-10-17", []statement{{"Allow", k.action, k.resource}}}
-	if k.sourceAction != "" {
-		doc.Statement = append(doc.Statement, statement{"Allow", k.sourceAction, k.source})
+	}{"2012-10-17", []statement{{"Allow", iamAction, resource}}}
+	for _, p := range also {
+		doc.Statement = append(doc.Statement, statement{"Allow", p.Action, arnOrAny(p.Resource)})
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -103,9 +103,69 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 		if !ok {
 			return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
 		}
-		a.Source, a.SourceAction = src, srcAction
+		a.Source = src
+		a.Also = append(a.Also, catalog.Permission{Action: srcAction, Resource: src})
+	}
+	if op.svc.Model == "s3" {
+		a.Also = s3HeaderPermissions(a.Also, op.op.Name, a.Resource, r.Header)
 	}
 	return a, op, c
+}
+
+// s3HeaderPermissions adds what S3 checks for the settings a write carries in its headers, on
+// top of the operation's own action: an upload that sets an ACL needs s3:PutObjectAcl, one that
+// sets tags s3:PutObjectTagging, object lock settings s3:PutObjectRetention and
+// s3:PutObjectLegalHold; a bucket created with an ACL needs s3:PutBucketAcl, one with object lock
+// s3:PutBucketObjectLockConfiguration. Naming only the write would let `x-amz-acl: public-read`
+// publish an object past a rule that holds ACL changes.
+func s3HeaderPermissions(also []catalog.Permission, op, resource string, h http.Header) []catalog.Permission {
+	var extra [4]string
+	n := 0
+	switch op {
+	case "PutObject", "CopyObject", "CreateMultipartUpload":
+		if hasAny(h, s3ACLHeaders) {
+			extra[n], n = "s3:PutObjectAcl", n+1
+		}
+		if hasAny(h, s3TaggingHeaders) {
+			extra[n], n = "s3:PutObjectTagging", n+1
+		}
+		if hasAny(h, s3RetentionHeaders) {
+			extra[n], n = "s3:PutObjectRetention", n+1
+		}
+		if hasAny(h, s3LegalHoldHeaders) {
+			extra[n], n = "s3:PutObjectLegalHold", n+1
+		}
+	case "CreateBucket":
+		if hasAny(h, s3ACLHeaders) {
+			extra[n], n = "s3:PutBucketAcl", n+1
+		}
+		if hasAny(h, s3ObjectLockHeaders) {
+			extra[n], n = "s3:PutBucketObjectLockConfiguration", n+1
+		}
+	}
+	for _, a := range extra[:n] {
+		also = append(also, catalog.Permission{Action: a, Resource: resource})
+	}
+	return also
+}
+
+var (
+	s3ACLHeaders = []string{"X-Amz-Acl", "X-Amz-Grant-Read", "X-Amz-Grant-Write", "X-Amz-Grant-Read-Acp",
+		"X-Amz-Grant-Write-Acp", "X-Amz-Grant-Full-Control"}
+	s3TaggingHeaders    = []string{"X-Amz-Tagging"}
+	s3RetentionHeaders  = []string{"X-Amz-Object-Lock-Mode", "X-Amz-Object-Lock-Retain-Until-Date"}
+	s3LegalHoldHeaders  = []string{"X-Amz-Object-Lock-Legal-Hold"}
+	s3ObjectLockHeaders = []string{"X-Amz-Bucket-Object-Lock-Enabled"}
+)
+
+// hasAny reports whether h has any of the canonical header names.
+func hasAny(h http.Header, names []string) bool {
+	for _, n := range names {
+		if len(h[n]) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // s3CopySource reads a copy's x-amz-copy-source (bucket/key, URL-encoded, with an optional

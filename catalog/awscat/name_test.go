@@ -2,6 +2,7 @@ package awscat
 
 import (
 	"net/http"
+	"reflect"
 	"testing"
 
 	"github.com/airlockhq/airlock/catalog"
@@ -167,11 +168,42 @@ func TestNameS3CopySource(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := Request{Method: "PUT", Path: "/dst/k", RawQuery: tc.query, Header: http.Header{"X-Amz-Copy-Source": tc.src}, Service: "s3", Region: "us-east-1"}
 			a := Name(r)
-			if a.Operation != tc.wantOp || a.Source != tc.source || a.SourceAction != tc.srcAction {
-				t.Errorf("Name = %s %q source %q (%s), want %s source %q (%s)", a.Operation, a.Resource, a.Source, a.SourceAction, tc.wantOp, tc.source, tc.srcAction)
+			var srcAction string
+			if len(a.Also) == 1 && a.Also[0].Resource == a.Source {
+				srcAction = a.Also[0].Action
+			}
+			if a.Operation != tc.wantOp || a.Source != tc.source || srcAction != tc.srcAction || (tc.source == "" && len(a.Also) != 0) {
+				t.Errorf("Name = %s %q source %q also %v, want %s source %q (%s)", a.Operation, a.Resource, a.Source, a.Also, tc.wantOp, tc.source, tc.srcAction)
 			}
 			if a.Known && a.Resource != "arn:aws:s3:::dst/k" {
 				t.Errorf("resource = %q, want the destination", a.Resource)
+			}
+		})
+	}
+}
+
+func TestNameS3HeaderPermissions(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		r      Request
+		wantOp string
+		also   []catalog.Permission
+	}{
+		{"put with a canned ACL", Request{Method: "PUT", Path: "/b/k", Header: http.Header{"X-Amz-Acl": {"public-read"}}},
+			"PutObject", []catalog.Permission{{Action: "s3:PutObjectAcl", Resource: "arn:aws:s3:::b/k"}}},
+		{"put with a grant and tags", Request{Method: "PUT", Path: "/b/k", Header: http.Header{"X-Amz-Grant-Read": {"uri=http://acs.amazonaws.com/groups/global/AllUsers"}, "X-Amz-Tagging": {"a=b"}}},
+			"PutObject", []catalog.Permission{{Action: "s3:PutObjectAcl", Resource: "arn:aws:s3:::b/k"}, {Action: "s3:PutObjectTagging", Resource: "arn:aws:s3:::b/k"}}},
+		{"multipart with object lock", Request{Method: "POST", Path: "/b/k", RawQuery: "uploads", Header: http.Header{"X-Amz-Object-Lock-Mode": {"GOVERNANCE"}, "X-Amz-Object-Lock-Legal-Hold": {"ON"}}},
+			"CreateMultipartUpload", []catalog.Permission{{Action: "s3:PutObjectRetention", Resource: "arn:aws:s3:::b/k"}, {Action: "s3:PutObjectLegalHold", Resource: "arn:aws:s3:::b/k"}}},
+		{"bucket with an ACL", Request{Method: "PUT", Path: "/b", Header: http.Header{"X-Amz-Acl": {"public-read-write"}}},
+			"CreateBucket", []catalog.Permission{{Action: "s3:PutBucketAcl", Resource: "arn:aws:s3:::b"}}},
+		{"plain put", Request{Method: "PUT", Path: "/b/k", Header: http.Header{"Content-Type": {"text/plain"}}}, "PutObject", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.r.Service, tc.r.Region = "s3", "us-east-1"
+			a := Name(tc.r)
+			if a.Operation != tc.wantOp || !reflect.DeepEqual(a.Also, tc.also) {
+				t.Errorf("Name = %s also %v, want %s also %v", a.Operation, a.Also, tc.wantOp, tc.also)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package azurecat
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/airlockhq/airlock/catalog"
@@ -107,7 +108,7 @@ func TestName(t *testing.T) {
 				Cloud: catalog.Azure, Service: ns, Operation: op, IAMAction: tt.action,
 				Resource: tt.resource, Region: tt.region, Account: account(tt.path), Risk: tt.risk, Known: true,
 			}
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("%s %s\n got %+v\nwant %+v", tt.method, tt.path, got, want)
 			}
 			info, ok := Describe(tt.action)

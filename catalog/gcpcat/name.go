@@ -297,7 +297,7 @@ func copyEnds(a *catalog.Action, segs []string) {
 	for i, s := range segs {
 		if (s == "copyTo" || s == "rewriteTo") && i >= 4 && len(segs) == i+5 {
 			a.Source = storageResource(segs[i-4 : i])
-			a.SourceAction = "storage.objects.get"
+			a.Also = []catalog.Permission{{Action: "storage.objects.get", Resource: a.Source}}
 			a.Resource = storageResource(segs[i+1:])
 			return
 		}

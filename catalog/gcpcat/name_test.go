@@ -1,6 +1,7 @@
 package gcpcat
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/airlockhq/airlock/catalog"
@@ -42,10 +43,10 @@ func TestName(t *testing.T) {
 			catalog.Action{Service: "storage", Operation: "buckets.list", IAMAction: "storage.buckets.list", Account: "my-proj", Risk: catalog.Read}},
 		{"storage copyTo", Request{Host: "storage.googleapis.com", Method: "POST", Path: "/storage/v1/b/src/o/a%2Fb/copyTo/b/dst/o/c"},
 			catalog.Action{Service: "storage", Operation: "objects.copy", IAMAction: "storage.objects.copy", Resource: "projects/_/buckets/dst/objects/c",
-				Source: "projects/_/buckets/src/objects/a/b", SourceAction: "storage.objects.get", Risk: catalog.Write}},
+				Source: "projects/_/buckets/src/objects/a/b", Also: []catalog.Permission{{Action: "storage.objects.get", Resource: "projects/_/buckets/src/objects/a/b"}}, Risk: catalog.Write}},
 		{"storage rewriteTo", Request{Host: "storage.googleapis.com", Method: "POST", Path: "/storage/v1/b/src/o/a%2Fb/rewriteTo/b/dst/o/c%2Fd"},
 			catalog.Action{Service: "storage", Operation: "objects.rewrite", IAMAction: "storage.objects.rewrite", Resource: "projects/_/buckets/dst/objects/c/d",
-				Source: "projects/_/buckets/src/objects/a/b", SourceAction: "storage.objects.get", Risk: catalog.Write}},
+				Source: "projects/_/buckets/src/objects/a/b", Also: []catalog.Permission{{Action: "storage.objects.get", Resource: "projects/_/buckets/src/objects/a/b"}}, Risk: catalog.Write}},
 		{"one-platform get", Request{Host: "run.googleapis.com", Method: "GET", Path: "/v2/projects/p1/locations/us-east1/services/api"},
 			catalog.Action{Service: "run", Operation: "projects.locations.services.get", IAMAction: "run.projects.locations.services.get", Resource: "projects/p1/locations/us-east1/services/api", Account: "p1", Region: "us-east1", Risk: catalog.Read}},
 		{"regional endpoint host", Request{Host: "us-central1-aiplatform.googleapis.com", Method: "DELETE", Path: "/v1/projects/p1/locations/us-central1/endpoints/42"},
@@ -60,7 +61,7 @@ func TestName(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.want.Cloud, tt.want.Known = catalog.GCP, true
-			if got := Name(tt.req); got != tt.want {
+			if got := Name(tt.req); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Name(%+v)\n got %+v\nwant %+v", tt.req, got, tt.want)
 			}
 		})

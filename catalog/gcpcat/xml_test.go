@@ -2,6 +2,7 @@ package gcpcat
 
 import (
 	"net/http"
+	"reflect"
 	"testing"
 
 	"github.com/airlockhq/airlock/catalog"
@@ -54,9 +55,10 @@ func TestNameStorageXML(t *testing.T) {
 			want := catalog.Action{Cloud: catalog.GCP, Service: "storage", Operation: op.Operation, IAMAction: tt.id,
 				Resource: tt.res, Account: tt.account, Risk: op.Risk, Known: true}
 			if tt.id == "storage.objects.copy" {
-				want.Account, want.Source, want.SourceAction = "", tt.account, "storage.objects.get"
+				want.Account, want.Source = "", tt.account
+				want.Also = []catalog.Permission{{Action: "storage.objects.get", Resource: tt.account}}
 			}
-			if op.Operation == "" || got != want {
+			if op.Operation == "" || !reflect.DeepEqual(got, want) {
 				t.Errorf("Name(%+v)\n got %+v\nwant %+v", tt.req, got, want)
 			}
 		})

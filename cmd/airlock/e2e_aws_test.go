@@ -447,11 +447,16 @@ func TestE2ECopyUnderSessionPolicies(t *testing.T) {
 	if out := run("s3", "ls", "s3://"+src); strings.Contains(out, ".txt") {
 		t.Errorf("objects left after delete-objects:\n%s", out)
 	}
+	// An upload that makes itself public also needs s3:PutObjectAcl, which no rule allows here.
+	out, err = e.awsCLI(cli, "s3", "cp", file, "s3://"+src+"/public.txt", "--acl", "public-read")
+	if err == nil || !strings.Contains(out, "s3:PutObjectAcl") {
+		t.Errorf("an upload with --acl public-read must be refused naming s3:PutObjectAcl: %v\n%s", err, out)
+	}
 	events := e.auditEvents()
 	var copied, refused bool
 	for _, ev := range events {
 		copied = copied || (ev.Kind == "forward" && ev.Operation == "CopyObject" && ev.UpstreamStatus == 200 && ev.Source == "arn:aws:s3:::"+src+"/a.txt")
-		refused = refused || (ev.Kind == "decision" && ev.Operation == "CopyObject" && ev.Decision == "deny" && ev.Step == "source_not_allowed")
+		refused = refused || (ev.Kind == "decision" && ev.Operation == "CopyObject" && ev.Decision == "deny" && ev.Step == "also_not_allowed")
 	}
 	if !copied || !refused {
 		t.Errorf("audit: forwarded copy with its source %v, refused copy %v", copied, refused)
