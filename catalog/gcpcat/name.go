@@ -78,6 +78,9 @@ func Name(r Request) catalog.Action {
 	if m.id == "storage.objects.copy" || m.id == "storage.objects.rewrite" {
 		copyEnds(&a, segs)
 	}
+	if m.api.name == "storage" {
+		storageACLParams(&a, r.RawQuery)
+	}
 	if a.Region == "" {
 		a.Region = h.location
 	}
@@ -289,6 +292,23 @@ func projectOfServiceAccount(res []string) string {
 		}
 	}
 	return "-"
+}
+
+// storageACLParams adds the ACL change a Cloud Storage write makes through its query: a
+// predefinedAcl (publicRead, say) on an object write needs storage.objects.setIamPolicy, and
+// one on a bucket storage.buckets.setIamPolicy, which policy then decides as well.
+func storageACLParams(a *catalog.Action, rawQuery string) {
+	if rawQuery == "" {
+		return
+	}
+	switch {
+	case strings.HasPrefix(a.IAMAction, "storage.buckets.") &&
+		(queryValue(rawQuery, "predefinedAcl") != "" || queryValue(rawQuery, "predefinedDefaultObjectAcl") != ""):
+		a.Also = append(a.Also, catalog.Permission{Action: "storage.buckets.setIamPolicy", Resource: a.Resource})
+	case strings.HasPrefix(a.IAMAction, "storage.objects.") &&
+		(queryValue(rawQuery, "predefinedAcl") != "" || queryValue(rawQuery, "destinationPredefinedAcl") != ""):
+		a.Also = append(a.Also, catalog.Permission{Action: "storage.objects.setIamPolicy", Resource: a.Resource})
+	}
 }
 
 // copyEnds names a JSON API copy or rewrite (b/{src}/o/{obj}/copyTo/b/{dst}/o/{obj}) by what it

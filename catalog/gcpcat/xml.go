@@ -92,6 +92,7 @@ func nameStorageXML(r Request, location string) (catalog.Action, bool) {
 			a, ok = name("storage.buckets.delete")
 		}
 		a.Resource = bucketRes
+		xmlCannedACL(&a, r.Header)
 		return a, ok
 	}
 	o, err := url.PathUnescape(object)
@@ -151,7 +152,22 @@ func nameStorageXML(r Request, location string) (catalog.Action, bool) {
 			a.Resource = bucketRes
 		}
 	}
+	xmlCannedACL(&a, r.Header)
 	return a, ok
+}
+
+// xmlCannedACL adds the ACL change a write makes with x-goog-acl (public-read, say), as
+// predefinedAcl does in the JSON API.
+func xmlCannedACL(a *catalog.Action, h http.Header) {
+	if len(h.Values("X-Goog-Acl")) == 0 {
+		return
+	}
+	switch a.IAMAction {
+	case "storage.objects.insert", "storage.objects.copy":
+		a.Also = append(a.Also, catalog.Permission{Action: "storage.objects.setIamPolicy", Resource: a.Resource})
+	case "storage.buckets.insert":
+		a.Also = append(a.Also, catalog.Permission{Action: "storage.buckets.setIamPolicy", Resource: a.Resource})
+	}
 }
 
 func firstKey(q url.Values) string {

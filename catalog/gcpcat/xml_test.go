@@ -92,3 +92,30 @@ func TestNameStorageXMLUnknown(t *testing.T) {
 		t.Errorf("an XML-style path on compute = %+v, want Unknown", got)
 	}
 }
+
+func TestNameStorageACLChanges(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		req  Request
+		also []catalog.Permission
+	}{
+		{"json upload with predefinedAcl", Request{Method: "POST", Path: "/upload/storage/v1/b/bkt/o", RawQuery: "uploadType=media&name=x&predefinedAcl=publicRead"},
+			[]catalog.Permission{{Action: "storage.objects.setIamPolicy", Resource: "projects/_/buckets/bkt"}}},
+		{"json copy with destinationPredefinedAcl", Request{Method: "POST", Path: "/storage/v1/b/a/o/x/copyTo/b/bkt/o/y", RawQuery: "destinationPredefinedAcl=publicRead"},
+			[]catalog.Permission{{Action: "storage.objects.get", Resource: "projects/_/buckets/a/objects/x"}, {Action: "storage.objects.setIamPolicy", Resource: "projects/_/buckets/bkt/objects/y"}}},
+		{"json bucket with a default object ACL", Request{Method: "POST", Path: "/storage/v1/b", RawQuery: "project=p&predefinedDefaultObjectAcl=publicRead"},
+			[]catalog.Permission{{Action: "storage.buckets.setIamPolicy"}}},
+		{"xml upload with x-goog-acl", Request{Method: "PUT", Path: "/bkt/o", Header: http.Header{"X-Goog-Acl": {"public-read"}}},
+			[]catalog.Permission{{Action: "storage.objects.setIamPolicy", Resource: "projects/_/buckets/bkt"}}},
+		{"xml bucket with x-goog-acl", Request{Method: "PUT", Path: "/bkt", Header: http.Header{"X-Goog-Acl": {"public-read"}}},
+			[]catalog.Permission{{Action: "storage.buckets.setIamPolicy", Resource: "projects/_/buckets/bkt"}}},
+		{"plain upload", Request{Method: "POST", Path: "/upload/storage/v1/b/bkt/o", RawQuery: "uploadType=media&name=x"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.Host = "storage.googleapis.com"
+			if got := Name(tc.req); !got.Known || !reflect.DeepEqual(got.Also, tc.also) {
+				t.Errorf("Name(%+v) = %s also %v, want also %v", tc.req, got.IAMAction, got.Also, tc.also)
+			}
+		})
+	}
+}
