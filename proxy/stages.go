@@ -164,15 +164,17 @@ func (p *Proxy) input(c *call) approval.Input {
 // call fails closed.
 func (p *Proxy) decide(c *call) error {
 	in := p.input(c)
-	if len(c.action.Also) > 0 {
-		if err := p.decideAlso(c, in); err != nil {
-			return err
-		}
-	}
 	d := p.cfg.Policy.Decide(in)
 	c.decision = d
 	if d.Rule != nil {
 		c.policy = d.Rule.Name
+	}
+	if d.Effect != approval.Deny && len(c.action.Also) > 0 {
+		// What else the call needs is decided before it is allowed or held: a hold would
+		// otherwise wait for an approval that cannot let it through.
+		if err := p.decideAlso(c, in); err != nil {
+			return err
+		}
 	}
 	switch d.Effect {
 	case approval.Allow:
