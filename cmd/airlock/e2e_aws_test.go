@@ -152,6 +152,16 @@ audit:
   file: {{AUDIT}}
 `
 
+// mustAWS runs e.awsCLI and fails the test when the CLI fails.
+func (e *e2eEnv) mustAWS(t *testing.T, cli string, args ...string) string {
+	t.Helper()
+	out, err := e.awsCLI(cli, args...)
+	if err != nil {
+		t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
 // awsCLI runs an aws CLI against Airlock with a credential_process profile.
 func (e *e2eEnv) awsCLI(bin string, args ...string) (string, error) {
 	e.t.Helper()
@@ -227,14 +237,7 @@ func TestE2EAWSCLIThroughAirlock(t *testing.T) {
 				if err := os.WriteFile(src, []byte("hello through airlock\n"), 0o600); err != nil {
 					t.Fatal(err)
 				}
-				run := func(args ...string) string {
-					t.Helper()
-					out, err := e.awsCLI(cli, args...)
-					if err != nil {
-						t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
-					}
-					return out
-				}
+				run := func(args ...string) string { t.Helper(); return e.mustAWS(t, cli, args...) }
 				run("s3", "mb", "s3://"+bucket)
 				run("s3", "cp", src, "s3://"+bucket+"/hello.txt")
 				if out := run("s3", "ls", "s3://"+bucket); !strings.Contains(out, "hello.txt") {
@@ -414,14 +417,7 @@ func TestE2ECopyUnderSessionPolicies(t *testing.T) {
 	if err := os.WriteFile(file, []byte("copied through airlock\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run := func(args ...string) string {
-		t.Helper()
-		out, err := e.awsCLI(cli, args...)
-		if err != nil {
-			t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	run := func(args ...string) string { t.Helper(); return e.mustAWS(t, cli, args...) }
 	run("s3", "mb", "s3://"+src)
 	run("s3", "mb", "s3://"+payroll)
 	run("s3", "cp", file, "s3://"+src+"/a.txt")
