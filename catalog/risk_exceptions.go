@@ -84,6 +84,10 @@ var riskExceptions = []riskException{
 	{AWS, "cloudtrail:StopLogging", Privilege, "blinds the audit trail"},
 	{AWS, "cloudtrail:DeleteTrail", Privilege, "blinds the audit trail"},
 	{AWS, "guardduty:DeleteDetector", Privilege, "disables threat detection"},
+	{AWS, "cloudformation:CreateStack*", Privilege, "creates whatever the template declares, IAM roles and policies included (stacks, stack sets, instances)"},
+	{AWS, "cloudformation:UpdateStack*", Privilege, "changes whatever the template declares, IAM roles and policies included"},
+	{AWS, "cloudformation:ExecuteChangeSet", Privilege, "applies a change set: whatever its template declares, IAM included"},
+	{AWS, "ssm:StartAutomationExecution", Privilege, "runs an automation document with its assume role"},
 
 	// AWS: name rules misfire.
 	{AWS, "iam:SimulatePrincipalPolicy", Read, "evaluates a policy; changes nothing"},
@@ -109,12 +113,16 @@ var riskExceptions = []riskException{
 	{GCP, "storage.objects.get", Read, "data read; stays read"},
 	{GCP, "sql.users.update", Privilege, "sets a database user's password"},
 	{GCP, "sql.users.insert", Privilege, "creates a database login"},
+	{GCP, "deploymentmanager.deployments.insert", Privilege, "creates whatever the configuration declares, IAM policies included"},
+	{GCP, "deploymentmanager.deployments.update", Privilege, "changes whatever the configuration declares, IAM policies included"},
+	{GCP, "deploymentmanager.deployments.patch", Privilege, "changes whatever the configuration declares, IAM policies included"},
 	// GCP: IAM permission names, for callers that pass those instead of method IDs.
 	{GCP, "iam.serviceAccountKeys.create", Privilege, "mints a long-lived service account key"},
 	{GCP, "iam.serviceAccounts.actAs", Privilege, "lets a resource run as the service account"},
 
 	// Azure.
 	{Azure, "Microsoft.Compute/virtualMachines/runCommand/action", Privilege, "runs commands as root/SYSTEM"},
+	{Azure, "Microsoft.Resources/deployments/write", Privilege, "an ARM deployment creates whatever its template declares, role assignments included"},
 	{Azure, "Microsoft.Compute/virtualMachines/extensions/write", Privilege, "installs code that runs as root/SYSTEM"},
 	{Azure, "Microsoft.KeyVault/vaults/secrets/getSecret/action", Privilege, "returns the secret"},
 	{Azure, "Microsoft.ContainerService/managedClusters/listClusterAdminCredential/action", Privilege, "cluster admin credentials"},

@@ -40,6 +40,12 @@ func TestDefaultRisk(t *testing.T) {
 		{AWS, "ecr", "GetAuthorizationToken", Privilege},
 		// AWS reviewed exceptions.
 		{AWS, "iam", "PassRole", Privilege},
+		{AWS, "cloudformation", "CreateStack", Privilege},
+		{AWS, "cloudformation", "UpdateStackSet", Privilege},
+		{AWS, "cloudformation", "CreateChangeSet", Write}, // plans only; executing it is privilege
+		{AWS, "cloudformation", "ExecuteChangeSet", Privilege},
+		{GCP, "deploymentmanager", "deploymentmanager.deployments.insert", Privilege},
+		{Azure, "Microsoft.Resources", "deployments/write", Privilege},
 		{AWS, "sts", "AssumeRole", Privilege},
 		{AWS, "sts", "AssumeRoleWithWebIdentity", Privilege},
 		{AWS, "sts", "GetSessionToken", Privilege},

@@ -72,10 +72,10 @@ func TestName(t *testing.T) {
 		{"tag names", "PUT", sub + "/tagNames/env", "Microsoft.Resources/subscriptions/tagNames/write", sub + "/tagNames/env", "", catalog.Write},
 		{"tenants list", "GET", "/tenants", "Microsoft.Resources/tenants/read", "", "", catalog.Read},
 		// Deployments.
-		{"deployment create", "PUT", rg + "/providers/Microsoft.Resources/deployments/d1", "Microsoft.Resources/deployments/write", rg + "/providers/Microsoft.Resources/deployments/d1", "", catalog.Write},
+		{"deployment create", "PUT", rg + "/providers/Microsoft.Resources/deployments/d1", "Microsoft.Resources/deployments/write", rg + "/providers/Microsoft.Resources/deployments/d1", "", catalog.Privilege}, // a deployment creates whatever its template declares
 		{"deployment validate", "POST", rg + "/providers/Microsoft.Resources/deployments/d1/validate", "Microsoft.Resources/deployments/validate/action", rg + "/providers/Microsoft.Resources/deployments/d1", "", catalog.Write},
 		{"deployment operations", "GET", rg + "/providers/Microsoft.Resources/deployments/d1/operations", "Microsoft.Resources/deployments/operations/read", rg + "/providers/Microsoft.Resources/deployments/d1", "", catalog.Read},
-		{"subscription deployment", "PUT", sub + "/providers/Microsoft.Resources/deployments/d2", "Microsoft.Resources/deployments/write", sub + "/providers/Microsoft.Resources/deployments/d2", "", catalog.Write},
+		{"subscription deployment", "PUT", sub + "/providers/Microsoft.Resources/deployments/d2", "Microsoft.Resources/deployments/write", sub + "/providers/Microsoft.Resources/deployments/d2", "", catalog.Privilege},
 		// Locations and provider-level operations.
 		{"compute usages", "GET", sub + "/providers/Microsoft.Compute/locations/westeurope/usages", "Microsoft.Compute/locations/usages/read", sub + "/providers/Microsoft.Compute/locations/westeurope", "westeurope", catalog.Read},
 		{"async operation poll", "GET", sub + "/providers/Microsoft.Compute/locations/eastus/operations/abc-123", "Microsoft.Compute/locations/operations/read", sub + "/providers/Microsoft.Compute/locations/eastus/operations/abc-123", "eastus", catalog.Read},
