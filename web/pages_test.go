@@ -19,6 +19,7 @@ import (
 
 	"github.com/airlockhq/airlock/approval"
 	"github.com/airlockhq/airlock/authn"
+	"github.com/airlockhq/airlock/catalog"
 )
 
 var update = flag.Bool("update", false, "rewrite web/testdata/*.golden from the current output")
@@ -235,6 +236,31 @@ func TestPagesEscapeEverything(t *testing.T) {
 	}
 	if !strings.Contains(body, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") {
 		t.Errorf("reason not shown escaped")
+	}
+}
+
+// A held copy shows what it reads and what else it needs, escaped like every other field.
+func TestPagesShowWhatACopyReads(t *testing.T) {
+	copyReq := heldRequest("req-copy")
+	copyReq.Action.IAMAction, copyReq.Action.Operation = "s3:PutObject", "CopyObject"
+	copyReq.Action.Resource = "arn:aws:s3:::scratch/ledger.csv"
+	copyReq.Action.Source = `arn:aws:s3:::billing-exports/<b>ledger</b>.csv`
+	copyReq.Action.Also = []catalog.Permission{{Action: "s3:GetObject", Resource: copyReq.Action.Source}, {Action: "s3:PutObjectAcl", Resource: copyReq.Action.Resource}}
+	h := newTestPages(t, newFakeWorkflow(copyReq))
+	body := do(h, "bob", "GET", "/requests/req-copy", nil).Body.String()
+	for _, want := range []string{"<dt>Reads</dt>", "arn:aws:s3:::billing-exports/&lt;b&gt;ledger&lt;/b&gt;.csv",
+		"<dt>Also needs</dt>", "s3:PutObjectAcl on arn:aws:s3:::scratch/ledger.csv"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "<b>ledger</b>") {
+		t.Error("the source is not escaped")
+	}
+	// A request without a source shows neither row.
+	plain := do(newTestPages(t, newFakeWorkflow(heldRequest("req-plain"))), "bob", "GET", "/requests/req-plain", nil).Body.String()
+	if strings.Contains(plain, "<dt>Reads</dt>") || strings.Contains(plain, "<dt>Also needs</dt>") {
+		t.Error("a plain request shows the copy rows")
 	}
 }
 

@@ -28,9 +28,11 @@ type requestView struct {
 
 	Cloud, Service, Operation, IAMAction string `json:"-"`
 	Resource, Region, Account, Target    string `json:"-"`
-	Risk, RiskLabel                      string `json:"-"`
-	Rule, RuleMessage                    string `json:"-"`
-	Reason, Ticket, SourceIP             string `json:"-"`
+	// Source is what the call also reads (a copy's source); Also the other permissions it needs.
+	Source, Also             string `json:"-"`
+	Risk, RiskLabel          string `json:"-"`
+	Rule, RuleMessage        string `json:"-"`
+	Reason, Ticket, SourceIP string `json:"-"`
 
 	Created, Expires timeView  `json:"-"`
 	Decided          *timeView `json:"decided,omitempty"`
@@ -123,6 +125,7 @@ func newRequestView(r *approval.Request, viewer authn.Identity, now time.Time) *
 		Mine:  viewer.Subject != "" && viewer.Subject == r.Requester.Subject,
 		Cloud: r.Action.Cloud, Service: r.Action.Service, Operation: r.Action.Operation, IAMAction: r.Action.IAMAction,
 		Resource: r.Action.Resource, Region: r.Action.Region, Account: r.Action.Account, Target: r.Target,
+		Source: r.Action.Source, Also: alsoText(r.Action.Also),
 		Risk: r.Action.Risk.String(), RiskLabel: riskLabels[r.Action.Risk],
 		Rule: r.Rule, RuleMessage: r.Message,
 		Reason: r.Context.Reason, Ticket: r.Context.Ticket, SourceIP: r.Context.SourceIP,
@@ -241,4 +244,17 @@ func shortDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// alsoText lists the other permissions a call needs, as "s3:GetObject on arn:...".
+func alsoText(also []catalog.Permission) string {
+	parts := make([]string, 0, len(also))
+	for _, p := range also {
+		if p.Resource == "" {
+			parts = append(parts, p.Action)
+			continue
+		}
+		parts = append(parts, p.Action+" on "+p.Resource)
+	}
+	return strings.Join(parts, "; ")
 }
