@@ -114,16 +114,28 @@ func (p *Proxy) decideAlso(c *call, in approval.Input) error {
 		if d.Effect == approval.Allow {
 			continue
 		}
+		primary, primaryDecision := c.policy, c.decision
 		if d.Rule != nil {
 			c.policy = d.Rule.Name
 		}
 		c.decision = d
+		if d.Effect == approval.Hold {
+			// Held like a call of its own: the approval request names this permission, and
+			// its grant lets the call through now or on a retry.
+			if err := p.holdFor(c, in, d); err != nil {
+				return err
+			}
+			c.policy, c.decision = primary, primaryDecision
+			continue
+		}
 		if err := p.recordDecisionFor(c, "deny", "also_not_allowed", ""); err != nil {
 			return err
 		}
-		return &cloudError{Status: http.StatusForbidden, Code: "AccessDenied", Message: fmt.Sprintf(
-			"%s also needs %s on %s, which is %s by Airlock policy %q: the call goes through only when everything it needs is allowed outright; make that call by itself, where it can be approved (request ID %s)",
-			c.action.IAMAction, perm.Action, orAll(perm.Resource), effectWord(d.Effect), orDefault(c.policy), c.id)}
+		msg := fmt.Sprintf("%s also needs %s on %s, which is denied by Airlock policy %q", c.action.IAMAction, perm.Action, orAll(perm.Resource), orDefault(c.policy))
+		if d.Rule != nil && d.Rule.Message != "" {
+			msg += ": " + d.Rule.Message
+		}
+		return &cloudError{Status: http.StatusForbidden, Code: "AccessDenied", Message: msg + " (request ID " + c.id + ")"}
 	}
 	return nil
 }
@@ -140,12 +152,6 @@ func cutService(name string) (service, operation string, ok bool) {
 	return strings.Cut(name, ".")
 }
 
-func effectWord(e approval.Effect) string {
-	if e == approval.Hold {
-		return "held for approval"
-	}
-	return "denied"
-}
 
 // parsedBase is public_url and the host parsed from it.
 type parsedBase struct{ raw, host string }
@@ -193,7 +199,13 @@ func (p *Proxy) decide(c *call) error {
 		}
 		return &cloudError{Status: http.StatusForbidden, Code: "AccessDenied", Message: msg + " (request ID " + c.id + ")"}
 	}
-	// Hold: an approval granted earlier for this very call lets it through.
+	return p.holdFor(c, in, d)
+}
+
+// holdFor handles a hold of in.Action (the call's own action, or a permission it also needs):
+// an approval granted earlier for it lets the call through; else the call waits up to
+// hold.wait and goes on the moment it is approved.
+func (p *Proxy) holdFor(c *call, in approval.Input, d approval.Decision) error {
 	g, ok, err := p.cfg.Approvals.UseGrant(c.r.Context(), in)
 	if err != nil {
 		return p.unavailable(c, "check grants", err)
@@ -240,7 +252,7 @@ func (p *Proxy) decide(c *call) error {
 		if req.DeniedBy != nil {
 			by = req.DeniedBy.Name()
 		}
-		msg := fmt.Sprintf("%s was denied by %s", c.action.IAMAction, by)
+		msg := fmt.Sprintf("%s was denied by %s", in.Action.IAMAction, by)
 		if req.Comment != "" {
 			msg += ": " + req.Comment
 		}
@@ -259,7 +271,12 @@ func stateOf(r *approval.Request) approval.State {
 }
 
 func heldError(c *call, req *approval.Request, why string) error {
-	msg := fmt.Sprintf("%s on %s needs approval (Airlock policy %q). Request %s: approve at %s and retry", c.action.IAMAction, orAll(c.action.Resource), c.policy, req.ID, req.URL)
+	// req.Action is what is held: the call's own action, or a permission it also needs.
+	what := fmt.Sprintf("%s on %s needs", req.Action.IAMAction, orAll(req.Action.Resource))
+	if req.Action.IAMAction != c.action.IAMAction || req.Action.Resource != c.action.Resource {
+		what = fmt.Sprintf("%s also needs %s on %s, which needs", c.action.IAMAction, req.Action.IAMAction, orAll(req.Action.Resource))
+	}
+	msg := fmt.Sprintf("%s approval (Airlock policy %q). Request %s: approve at %s and retry", what, c.policy, req.ID, req.URL)
 	if why != "" {
 		msg = why + ": " + msg
 	}

@@ -298,7 +298,7 @@ func (e *cloudEnv) bearer(cloud, target string) string {
 }
 
 // approve approves a held request through the API, as `airlock approve ID` does.
-func (e *cloudEnv) approve(id string) {
+func (e *e2eEnv) approve(id string) {
 	e.t.Helper()
 	req, _ := http.NewRequest("POST", e.url+"/api/v1/requests/"+url.PathEscape(id)+"/approve", strings.NewReader(`{"comment":"ok"}`))
 	req.Header.Set("Authorization", "Bearer "+e.token)
