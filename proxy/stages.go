@@ -152,7 +152,6 @@ func cutService(name string) (service, operation string, ok bool) {
 	return strings.Cut(name, ".")
 }
 
-
 // parsedBase is public_url and the host parsed from it.
 type parsedBase struct{ raw, host string }
 
