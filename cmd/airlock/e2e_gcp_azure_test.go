@@ -314,14 +314,30 @@ func (e *e2eEnv) approve(id string) {
 	}
 }
 
-func (e *cloudEnv) waitForEvent(kind, action, decision string) []audit.Event {
-	e.t.Helper()
+// wantEvent is an audit event a test expects: kind, action and decision ("" for any).
+type wantEvent struct{ kind, action, decision string }
+
+// awaitEvents waits until the audit trail holds every wanted event, fails the test for each
+// one still missing after 5 s, and returns the events. A forward event is written after the
+// answer went out, so a client's next call, on another connection, can overtake it.
+func (e *e2eEnv) awaitEvents(t *testing.T, wants ...wantEvent) []audit.Event {
+	t.Helper()
 	var events []audit.Event
-	for range 100 {
-		if events = e.auditEvents(); hasEvent(events, kind, action, decision) {
+	missing := wants
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		events = e.auditEvents()
+		missing = missing[:0:0]
+		for _, w := range wants {
+			if !hasEvent(events, w.kind, w.action, w.decision) {
+				missing = append(missing, w)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+	}
+	for _, w := range missing {
+		t.Errorf("audit has no %s event for %q (%s)", w.kind, w.action, w.decision)
 	}
 	return events
 }
@@ -395,20 +411,14 @@ func TestE2EGCPClientsThroughAirlock(t *testing.T) {
 		t.Error("a refused call reached the Google API")
 	}
 
-	events := e.waitForEvent("forward", "storage.objects.list", "")
-	for _, want := range []struct{ kind, action, decision string }{
-		{"decision", "compute.instances.list", "allow"},
-		{"forward", "compute.instances.list", "allow"},
-		{"decision", "compute.instances.delete", "hold"},
-		{"decision", "compute.instances.delete", "allow"},
-		{"forward", "compute.instances.delete", "allow"},
-		{"decision", "storage.objects.list", "allow"},
-		{"forward", "storage.objects.list", "allow"},
-	} {
-		if !hasEvent(events, want.kind, want.action, want.decision) {
-			t.Errorf("audit has no %s event for %q (%s)", want.kind, want.action, want.decision)
-		}
-	}
+	events := e.awaitEvents(t,
+		wantEvent{"decision", "compute.instances.list", "allow"},
+		wantEvent{"forward", "compute.instances.list", "allow"},
+		wantEvent{"decision", "compute.instances.delete", "hold"},
+		wantEvent{"decision", "compute.instances.delete", "allow"},
+		wantEvent{"forward", "compute.instances.delete", "allow"},
+		wantEvent{"decision", "storage.objects.list", "allow"},
+		wantEvent{"forward", "storage.objects.list", "allow"})
 	for _, ev := range events {
 		if ev.Kind == "decision" || ev.Kind == "forward" {
 			if ev.Cloud != "gcp" || ev.Target != "prod-gcp" || ev.Identity.Email != "alice@example.com" {
@@ -511,20 +521,14 @@ func TestE2EAzureClientsThroughAirlock(t *testing.T) {
 		t.Error("a refused call reached ARM")
 	}
 
-	events := e.waitForEvent("forward", "Microsoft.Compute/virtualMachines/delete", "")
-	for _, want := range []struct{ kind, action, decision string }{
-		{"decision", "Microsoft.Resources/subscriptions/resourceGroups/read", "allow"},
-		{"forward", "Microsoft.Resources/subscriptions/resourceGroups/read", "allow"},
-		{"decision", "Microsoft.Compute/virtualMachines/delete", "hold"},
-		{"decision", "Microsoft.Compute/virtualMachines/delete", "allow"},
-		{"forward", "Microsoft.Compute/virtualMachines/delete", "allow"},
-		{"decision", "Microsoft.Resources/subscriptions/resourceGroups/delete", "deny"},
-		{"decision", "Microsoft.Resources/subscriptions/resourceGroups/read", "deny"},
-	} {
-		if !hasEvent(events, want.kind, want.action, want.decision) {
-			t.Errorf("audit has no %s event for %q (%s)", want.kind, want.action, want.decision)
-		}
-	}
+	events := e.awaitEvents(t,
+		wantEvent{"decision", "Microsoft.Resources/subscriptions/resourceGroups/read", "allow"},
+		wantEvent{"forward", "Microsoft.Resources/subscriptions/resourceGroups/read", "allow"},
+		wantEvent{"decision", "Microsoft.Compute/virtualMachines/delete", "hold"},
+		wantEvent{"decision", "Microsoft.Compute/virtualMachines/delete", "allow"},
+		wantEvent{"forward", "Microsoft.Compute/virtualMachines/delete", "allow"},
+		wantEvent{"decision", "Microsoft.Resources/subscriptions/resourceGroups/delete", "deny"},
+		wantEvent{"decision", "Microsoft.Resources/subscriptions/resourceGroups/read", "deny"})
 	for _, ev := range events {
 		if (ev.Kind == "decision" || ev.Kind == "forward") && (ev.Cloud != "azure" || ev.Target != "prod-azure") {
 			t.Errorf("event without cloud or target: %+v", ev)
@@ -630,13 +634,10 @@ func TestE2EFakeGCSServerThroughAirlock(t *testing.T) {
 	if _, err := ss.Objects.Get("e2e-bucket", "dir/hello.txt").Context(ctx).Do(); err != nil {
 		t.Errorf("the denied delete reached the upstream: %v", err)
 	}
-	events := e.waitForEvent("forward", "storage.objects.get", "")
-	for _, want := range []string{"storage.buckets.insert", "storage.objects.insert", "storage.objects.list", "storage.objects.get"} {
-		if !hasEvent(events, "forward", want, "allow") {
-			t.Errorf("audit has no forward event for %s", want)
-		}
-	}
-	if !hasEvent(events, "decision", "storage.objects.delete", "deny") {
-		t.Error("audit has no deny event for storage.objects.delete")
-	}
+	e.awaitEvents(t,
+		wantEvent{"forward", "storage.buckets.insert", "allow"},
+		wantEvent{"forward", "storage.objects.insert", "allow"},
+		wantEvent{"forward", "storage.objects.list", "allow"},
+		wantEvent{"forward", "storage.objects.get", "allow"},
+		wantEvent{"decision", "storage.objects.delete", "deny"})
 }
