@@ -394,6 +394,24 @@ func TestCopyIsDecidedOnItsSourceToo(t *testing.T) {
 	}
 }
 
+// TestInstanceWithARoleNeedsPassRole: RunInstances with an instance profile hands a role to the
+// instance, which IAM checks as iam:PassRole (privilege): no rule here allows it, so the launch
+// is refused, while the same launch without a profile goes through.
+func TestInstanceWithARoleNeedsPassRole(t *testing.T) {
+	p := newPipeline(t, "1s")
+	h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	resp, body := p.send("POST", "/", "ec2", h, "Action=RunInstances&Version=2016-11-15&ImageId=ami-1&MinCount=1&MaxCount=1&IamInstanceProfile.Name=admin")
+	if resp.StatusCode != 403 || !strings.Contains(body, "also needs iam:PassRole on admin") {
+		t.Errorf("RunInstances with a profile: %d %s", resp.StatusCode, body)
+	}
+	if p.upstream.hits.Load() != 0 {
+		t.Fatal("the launch was forwarded")
+	}
+	if resp, body := p.send("POST", "/", "ec2", h, "Action=RunInstances&Version=2016-11-15&ImageId=ami-1&MinCount=1&MaxCount=1"); resp.StatusCode != 200 {
+		t.Errorf("RunInstances without a profile: %d %s", resp.StatusCode, body)
+	}
+}
+
 // TestUploadThatSetsAnACLNeedsThatToo: a PutObject that carries x-amz-acl also sets the ACL,
 // which S3 checks as s3:PutObjectAcl (privilege); no rule allows that here, so the upload is
 // refused rather than published.

@@ -334,7 +334,7 @@ func SessionPolicy(iamAction, resource string, also ...catalog.Permission) strin
 		for _, p := range also {
 			b.WriteString(p.Action)
 			b.WriteByte(0)
-			b.WriteString(arnOrAny(p.Resource))
+			b.WriteString(statementResource(p))
 			b.WriteByte(0)
 		}
 		k.also = b.String()
@@ -353,6 +353,17 @@ func SessionPolicy(iamAction, resource string, also ...catalog.Permission) strin
 	policies.m[k] = doc
 	policies.Unlock()
 	return doc
+}
+
+// statementResource is the Resource of an extra permission's statement. iam:PassRole is
+// checked against the role's ARN; a call that names an instance profile instead (RunInstances)
+// does not say which role that holds, so the statement allows passing any role, as far as the
+// target role's own policy lets it pass roles at all.
+func statementResource(p catalog.Permission) string {
+	if p.Action == "iam:PassRole" && !strings.Contains(p.Resource, ":role/") {
+		return "*"
+	}
+	return arnOrAny(p.Resource)
 }
 
 func arnOrAny(resource string) string {
@@ -384,7 +395,7 @@ func sessionPolicy(iamAction, resource string, also []catalog.Permission) string
 		Statement []statement
 	}{"2012-10-17", []statement{{"Allow", iamAction, resource}}}
 	for _, p := range also {
-		doc.Statement = append(doc.Statement, statement{"Allow", p.Action, arnOrAny(p.Resource)})
+		doc.Statement = append(doc.Statement, statement{"Allow", p.Action, statementResource(p)})
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

@@ -506,6 +506,12 @@ func TestSessionPolicy(t *testing.T) {
 	if got := SessionPolicy("s3:PutObject", "arn:aws:s3:::dst/k", also...); got != want {
 		t.Errorf("copy: got  %s\nwant %s", got, want)
 	}
+	// iam:PassRole of an instance profile allows any role: IAM checks the role the profile holds.
+	run := SessionPolicy("ec2:RunInstances", "", catalog.Permission{Action: "iam:PassRole", Resource: "arn:aws:iam::1:instance-profile/web"},
+		catalog.Permission{Action: "iam:PassRole", Resource: "arn:aws:iam::1:role/task"})
+	if !strings.Contains(run, `{"Effect":"Allow","Action":"iam:PassRole","Resource":"*"}`) || !strings.Contains(run, `"Resource":"arn:aws:iam::1:role/task"`) {
+		t.Errorf("PassRole statements: %s", run)
+	}
 	// The extra permissions are part of the memo key.
 	if SessionPolicy("s3:PutObject", "arn:aws:s3:::dst/k") == want {
 		t.Error("a copy's document is served for a plain put")

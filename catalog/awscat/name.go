@@ -109,7 +109,51 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 	if op.svc.Model == "s3" {
 		a.Also = s3HeaderPermissions(a.Also, op.op.Name, a.Resource, r.Header)
 	}
+	if members, ok := passRoleMembers[iamAction]; ok {
+		var passed bool
+		if a.Also, passed = passRolePermissions(a.Also, members, params, readableBody(r)); !passed {
+			return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
+		}
+	}
 	return a, op, c
+}
+
+// passRoleMembers are the request members that hand a role to a service, for the calls that
+// take one: IAM then checks iam:PassRole on it besides the call's own action. A "writes flow"
+// rule must not let RunInstances start an instance as an administrator role.
+var passRoleMembers = map[string][]string{
+	"ec2:RunInstances":                   {"IamInstanceProfile.Arn", "IamInstanceProfile.Name"},
+	"lambda:CreateFunction":              {"Role"},
+	"lambda:UpdateFunctionConfiguration": {"Role"},
+	"ecs:RegisterTaskDefinition":         {"taskRoleArn", "executionRoleArn"},
+	"states:CreateStateMachine":          {"roleArn"},
+	"states:UpdateStateMachine":          {"roleArn"},
+	"codebuild:CreateProject":            {"serviceRole"},
+	"codebuild:UpdateProject":            {"serviceRole"},
+	"glue:CreateJob":                     {"Role"},
+}
+
+// passRolePermissions adds iam:PassRole on each role (or instance profile) the request names in
+// members, read from the query parameters or the JSON body. ok is false when the body holding
+// them could not be read.
+func passRolePermissions(also []catalog.Permission, members []string, params url.Values, body requestBody) ([]catalog.Permission, bool) {
+	var obj map[string]json.RawMessage
+	for _, m := range members {
+		v := params.Get(m)
+		if v == "" {
+			if obj == nil {
+				var ok bool
+				if obj, ok = jsonObject(body); !ok {
+					return also, false
+				}
+			}
+			v = jsonString(obj[m])
+		}
+		if v != "" {
+			also = append(also, catalog.Permission{Action: "iam:PassRole", Resource: v})
+		}
+	}
+	return also, true
 }
 
 // s3HeaderPermissions adds what S3 checks for the settings a write carries in its headers, on

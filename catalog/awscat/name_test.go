@@ -208,3 +208,40 @@ func TestNameS3HeaderPermissions(t *testing.T) {
 		})
 	}
 }
+
+func TestNamePassRole(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		r    Request
+		also []catalog.Permission
+	}{
+		{"instance with a profile", Request{Method: "POST", Path: "/", Header: form(""), Service: "ec2",
+			Body: []byte("Action=RunInstances&Version=2016-11-15&ImageId=ami-1&IamInstanceProfile.Arn=arn%3Aaws%3Aiam%3A%3A1%3Ainstance-profile%2Fadmin")},
+			[]catalog.Permission{{Action: "iam:PassRole", Resource: "arn:aws:iam::1:instance-profile/admin"}}},
+		{"instance without a profile", Request{Method: "POST", Path: "/", Header: form(""), Service: "ec2",
+			Body: []byte("Action=RunInstances&Version=2016-11-15&ImageId=ami-1")}, nil},
+		{"function with a role", Request{Method: "POST", Path: "/2015-03-31/functions", Service: "lambda",
+			Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(`{"FunctionName":"f","Role":"arn:aws:iam::1:role/admin","Runtime":"go"}`)},
+			[]catalog.Permission{{Action: "iam:PassRole", Resource: "arn:aws:iam::1:role/admin"}}},
+		{"task definition with two roles", Request{Method: "POST", Path: "/", Header: target("AmazonEC2ContainerServiceV20141113.RegisterTaskDefinition"), Service: "ecs",
+			Body: []byte(`{"family":"f","taskRoleArn":"arn:aws:iam::1:role/task","executionRoleArn":"arn:aws:iam::1:role/exec"}`)},
+			[]catalog.Permission{{Action: "iam:PassRole", Resource: "arn:aws:iam::1:role/task"}, {Action: "iam:PassRole", Resource: "arn:aws:iam::1:role/exec"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.r.Header == nil {
+				tc.r.Header = http.Header{}
+			}
+			tc.r.Region = "us-east-1"
+			a := Name(tc.r)
+			if !a.Known || !reflect.DeepEqual(a.Also, tc.also) {
+				t.Errorf("Name = %s known %v also %v, want also %v", a.IAMAction, a.Known, a.Also, tc.also)
+			}
+		})
+	}
+	// The role is in a body the namer could not read: which role is handed over is unknown.
+	r := Request{Method: "POST", Path: "/2015-03-31/functions", Service: "lambda", Region: "us-east-1", BodyUnread: true,
+		Header: http.Header{"Content-Type": {"application/json"}}}
+	if a := Name(r); a.Known {
+		t.Errorf("CreateFunction with an unread body = %+v, want Unknown", a)
+	}
+}
