@@ -119,9 +119,12 @@ func nameStorageXML(r Request, location string) (catalog.Action, bool) {
 		case len(goog)+len(amz) > 0:
 			// A copy reads its source, which the name must show: one source, and no upload
 			// parameters (there is no part copy to name).
-			src := append(goog, amz...)
-			if len(q) != 0 || len(src) != 1 {
+			if len(q) != 0 || len(goog)+len(amz) != 1 {
 				return catalog.Action{}, false
+			}
+			src := goog
+			if len(src) == 0 {
+				src = amz
 			}
 			res, valid := copySource(src[0])
 			if !valid {
