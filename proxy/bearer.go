@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -170,10 +172,46 @@ func (p *Proxy) nameBearer(c *call) error {
 	}
 	switch c.cloud {
 	case catalog.GCP:
-		return p.nameGCP(c, rel)
+		err = p.nameGCP(c, rel)
 	default:
-		return p.nameAzure(c, rel)
+		err = p.nameAzure(c, rel)
 	}
+	if err != nil {
+		return err
+	}
+	return bodyPermissions(c)
+}
+
+// bodyPermissions adds the permissions a call's body asks for besides its action (the service
+// accounts a new VM runs as, the managed identities a resource is given), for the few methods
+// whose body does that: the body is read (bounded) and put back for forwarding. A body that
+// cannot be read as the method's JSON is refused: what it grants could not be decided.
+func bodyPermissions(c *call) error {
+	needs, read := gcpcat.NeedsBody, gcpcat.BodyPermissions
+	if c.cloud == catalog.Azure {
+		needs, read = azurecat.NeedsBody, azurecat.BodyPermissions
+	}
+	if !needs(c.action) {
+		return nil
+	}
+	body, err := io.ReadAll(io.LimitReader(c.r.Body, maxNamingBody+1))
+	if err != nil {
+		return &cloudError{Status: http.StatusBadRequest, Code: "InvalidRequest", Message: "the request body could not be read"}
+	}
+	if len(body) > maxNamingBody {
+		return &cloudError{Status: http.StatusRequestEntityTooLarge, Code: "InvalidRequest",
+			Message: fmt.Sprintf("the body of %s is larger than Airlock reads (%d MiB) to see which identities it assigns", c.action.IAMAction, maxNamingBody>>20)}
+	}
+	c.r.Body = io.NopCloser(bytes.NewReader(body))
+	c.r.ContentLength = int64(len(body))
+	c.r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	also, ok := read(c.action, body)
+	if !ok {
+		return &cloudError{Status: http.StatusBadRequest, Code: "InvalidRequest",
+			Message: fmt.Sprintf("the body of %s is not the JSON the method takes, so Airlock cannot tell which identities it assigns", c.action.IAMAction)}
+	}
+	c.action.Also = append(c.action.Also, also...)
+	return nil
 }
 
 // bearerPath is the request path after the cloud prefix, escaped as on the wire, with dot

@@ -54,16 +54,19 @@ type tokenUpstream struct {
 	want string
 	hits atomic.Int64
 
-	mu   sync.Mutex
-	last *http.Request
+	mu       sync.Mutex
+	last     *http.Request
+	lastBody []byte
 }
 
 func newTokenUpstream(t *testing.T, want string) *tokenUpstream {
 	u := &tokenUpstream{want: want}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.hits.Add(1)
+		body, _ := io.ReadAll(r.Body)
 		u.mu.Lock()
 		u.last = r.Clone(context.Background())
+		u.lastBody = body
 		u.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		if r.Header.Get("Authorization") != "Bearer "+u.want {
@@ -181,7 +184,20 @@ func (p *bearerPipeline) token(cloud, target string) string {
 
 func (p *bearerPipeline) do(method, path, token string) (*http.Response, string) {
 	p.t.Helper()
-	req, _ := http.NewRequest(method, p.airlock.URL+path, nil)
+	return p.doBody(method, path, token, "")
+}
+
+// doBody is do with a JSON request body.
+func (p *bearerPipeline) doBody(method, path, token, body string) (*http.Response, string) {
+	p.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, p.airlock.URL+path, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -644,5 +660,45 @@ func TestGCPCopyIsDecidedOnItsSource(t *testing.T) {
 	f := p.audit.await("forward", "storage.objects.copy", "")
 	if f == nil || f.Resource != "projects/_/buckets/open/objects/k" || f.Source != "projects/_/buckets/public/objects/k" {
 		t.Errorf("forward event of the copy: %+v", f)
+	}
+}
+
+// TestIdentityInTheBodyIsDecidedToo: a VM that runs as a service account, or is given a
+// managed identity, needs the permission to hand that identity over (privilege, not allowed
+// here); the same VM without one is forwarded with its body intact.
+func TestIdentityInTheBodyIsDecidedToo(t *testing.T) {
+	p := newBearerPipeline(t)
+	gcpPath := "/gcp/compute.googleapis.com/compute/v1/projects/p1/zones/z/instances"
+	resp, body := p.doBody("POST", gcpPath, p.token("gcp", "gcp-dev"),
+		`{"name":"vm-1","service_accounts":[{"email":"admin@p1.iam.gserviceaccount.com"}]}`)
+	if resp.StatusCode != 403 || !strings.Contains(body, "also needs iam.serviceAccounts.actAs on projects/-/serviceAccounts/admin@p1.iam.gserviceaccount.com") {
+		t.Errorf("VM as a service account: %d %s", resp.StatusCode, body)
+	}
+	resp, body = p.doBody("POST", gcpPath, p.token("gcp", "gcp-dev"), `{"name":"vm-2"`)
+	if resp.StatusCode != 400 || !strings.Contains(body, "cannot tell which identities") {
+		t.Errorf("VM with a broken body: %d %s", resp.StatusCode, body)
+	}
+	if p.gcp.hits.Load() != 0 {
+		t.Fatal("a refused insert was forwarded")
+	}
+	plain := `{"name":"vm-3","machineType":"zones/z/machineTypes/e2-small"}`
+	if resp, body := p.doBody("POST", gcpPath, p.token("gcp", "gcp-dev"), plain); resp.StatusCode != 200 {
+		t.Fatalf("VM without a service account: %d %s", resp.StatusCode, body)
+	}
+	p.gcp.mu.Lock()
+	got := string(p.gcp.lastBody)
+	p.gcp.mu.Unlock()
+	if got != plain {
+		t.Errorf("the upstream got body %q, want %q", got, plain)
+	}
+
+	vm := "/azure/subscriptions/" + bearerSub + "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm1?api-version=2024-07-01"
+	uai := "/subscriptions/" + bearerSub + "/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/deployer"
+	resp, body = p.doBody("PUT", vm, p.token("azure", "az-dev"), `{"location":"westeurope","Identity":{"type":"UserAssigned","userAssignedIdentities":{"`+uai+`":{}}}}`)
+	if resp.StatusCode != 403 || !strings.Contains(body, "also needs Microsoft.ManagedIdentity/userAssignedIdentities/assign/action on "+uai) {
+		t.Errorf("VM with a managed identity: %d %s", resp.StatusCode, body)
+	}
+	if p.azure.hits.Load() != 0 {
+		t.Fatal("the refused VM write was forwarded")
 	}
 }
