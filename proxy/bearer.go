@@ -179,14 +179,15 @@ func (p *Proxy) nameBearer(c *call) error {
 	if err != nil {
 		return err
 	}
-	return bodyPermissions(c)
+	return p.bodyPermissions(c)
 }
 
 // bodyPermissions adds the permissions a call's body asks for besides its action (the service
 // accounts a new VM runs as, the managed identities a resource is given), for the few methods
 // whose body does that: the body is read (bounded) and put back for forwarding. A body that
-// cannot be read as the method's JSON is refused: what it grants could not be decided.
-func bodyPermissions(c *call) error {
+// cannot be read as the method's JSON is refused, on the audit stream (step body_unreadable):
+// what it grants could not be decided.
+func (p *Proxy) bodyPermissions(c *call) error {
 	needs, read := gcpcat.NeedsBody, gcpcat.BodyPermissions
 	if c.cloud == catalog.Azure {
 		needs, read = azurecat.NeedsBody, azurecat.BodyPermissions
@@ -194,21 +195,25 @@ func bodyPermissions(c *call) error {
 	if !needs(c.action) {
 		return nil
 	}
+	refuse := func(status int, msg string) error {
+		if err := p.recordDecisionFor(c, "deny", "body_unreadable", ""); err != nil {
+			return err
+		}
+		return &cloudError{Status: status, Code: "InvalidRequest", Message: msg + " (request ID " + c.id + ")"}
+	}
 	body, err := io.ReadAll(io.LimitReader(c.r.Body, maxNamingBody+1))
 	if err != nil {
-		return &cloudError{Status: http.StatusBadRequest, Code: "InvalidRequest", Message: "the request body could not be read"}
+		return refuse(http.StatusBadRequest, "the request body could not be read")
 	}
 	if len(body) > maxNamingBody {
-		return &cloudError{Status: http.StatusRequestEntityTooLarge, Code: "InvalidRequest",
-			Message: fmt.Sprintf("the body of %s is larger than Airlock reads (%d MiB) to see which identities it assigns", c.action.IAMAction, maxNamingBody>>20)}
+		return refuse(http.StatusRequestEntityTooLarge, fmt.Sprintf("the body of %s is larger than Airlock reads (%d MiB) to see which identities it assigns", c.action.IAMAction, maxNamingBody>>20))
 	}
 	c.r.Body = io.NopCloser(bytes.NewReader(body))
 	c.r.ContentLength = int64(len(body))
 	c.r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	also, ok := read(c.action, body)
 	if !ok {
-		return &cloudError{Status: http.StatusBadRequest, Code: "InvalidRequest",
-			Message: fmt.Sprintf("the body of %s is not the JSON the method takes, so Airlock cannot tell which identities it assigns", c.action.IAMAction)}
+		return refuse(http.StatusBadRequest, fmt.Sprintf("the body of %s is not the JSON the method takes, so Airlock cannot tell which identities it assigns", c.action.IAMAction))
 	}
 	c.action.Also = append(c.action.Also, also...)
 	return nil

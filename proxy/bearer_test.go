@@ -678,6 +678,9 @@ func TestIdentityInTheBodyIsDecidedToo(t *testing.T) {
 	if resp.StatusCode != 400 || !strings.Contains(body, "cannot tell which identities") {
 		t.Errorf("VM with a broken body: %d %s", resp.StatusCode, body)
 	}
+	if ev := p.audit.find("decision", "compute.instances.insert", "deny"); ev == nil {
+		t.Error("the refusal of an unreadable body is not on the audit stream")
+	}
 	if p.gcp.hits.Load() != 0 {
 		t.Fatal("a refused insert was forwarded")
 	}
