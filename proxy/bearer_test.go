@@ -678,7 +678,13 @@ func TestIdentityInTheBodyIsDecidedToo(t *testing.T) {
 	if resp.StatusCode != 400 || !strings.Contains(body, "cannot tell which identities") {
 		t.Errorf("VM with a broken body: %d %s", resp.StatusCode, body)
 	}
-	if ev := p.audit.find("decision", "compute.instances.insert", "deny"); ev == nil {
+	p.audit.mu.Lock()
+	audited := false
+	for _, ev := range p.audit.events {
+		audited = audited || (ev.Kind == "decision" && ev.Decision == "deny" && ev.Step == "body_unreadable")
+	}
+	p.audit.mu.Unlock()
+	if !audited {
 		t.Error("the refusal of an unreadable body is not on the audit stream")
 	}
 	if p.gcp.hits.Load() != 0 {
