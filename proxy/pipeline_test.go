@@ -379,6 +379,18 @@ func TestCopyIsDecidedOnItsSourceToo(t *testing.T) {
 	if resp, body := p.send("PUT", "/scratch/copy.csv", "s3", copyOut, ""); resp.StatusCode != 200 {
 		t.Fatalf("the copy after the read was approved: %d %s", resp.StatusCode, body)
 	}
+	// One allow decision for the retried copy, naming who approved its read.
+	var allows []audit.Event
+	p.audit.mu.Lock()
+	for _, ev := range p.audit.events {
+		if ev.Kind == "decision" && ev.Decision == "allow" && ev.Source == "arn:aws:s3:::payroll/2026.csv" {
+			allows = append(allows, ev)
+		}
+	}
+	p.audit.mu.Unlock()
+	if len(allows) != 1 || len(allows[0].Approvers) == 0 {
+		t.Errorf("allow decisions of the approved copy = %+v, want one with its approvers", allows)
+	}
 	// A copy out of a bucket whose reads flow needs nothing, with both statements in the policy.
 	resp, body = p.send("PUT", "/scratch/copy.csv", "s3", http.Header{"X-Amz-Copy-Source": {"/reports/q1.csv"}}, "")
 	if resp.StatusCode != 200 || p.upstream.hits.Load() != 2 {

@@ -122,7 +122,7 @@ func (p *Proxy) decideAlso(c *call, in approval.Input) error {
 		if d.Effect == approval.Hold {
 			// Held like a call of its own: the approval request names this permission, and
 			// its grant lets the call through now or on a retry.
-			if err := p.holdFor(c, in, d); err != nil {
+			if err := p.holdFor(c, in, d, false); err != nil {
 				return err
 			}
 			c.policy, c.decision = primary, primaryDecision
@@ -198,20 +198,28 @@ func (p *Proxy) decide(c *call) error {
 		}
 		return &cloudError{Status: http.StatusForbidden, Code: "AccessDenied", Message: msg + " (request ID " + c.id + ")"}
 	}
-	return p.holdFor(c, in, d)
+	return p.holdFor(c, in, d, true)
 }
 
 // holdFor handles a hold of in.Action (the call's own action, or a permission it also needs):
 // an approval granted earlier for it lets the call through; else the call waits up to
-// hold.wait and goes on the moment it is approved.
-func (p *Proxy) holdFor(c *call, in approval.Input, d approval.Decision) error {
+// hold.wait and goes on the moment it is approved. final is false for a permission the call
+// also needs: its approval then lets the decision of the call itself go on, which records the
+// one allow event (with the approvers), instead of a second one.
+func (p *Proxy) holdFor(c *call, in approval.Input, d approval.Decision, final bool) error {
+	allowed := func(step, approvalID string) error {
+		if !final {
+			return nil
+		}
+		return p.recordDecisionFor(c, "allow", step, approvalID)
+	}
 	g, ok, err := p.cfg.Approvals.UseGrant(c.r.Context(), in)
 	if err != nil {
 		return p.unavailable(c, "check grants", err)
 	}
 	if ok {
 		c.approvers = g.Approvers
-		return p.recordDecisionFor(c, "allow", "grant_used", "")
+		return allowed("grant_used", "")
 	}
 	req, err := p.cfg.Approvals.Hold(c.r.Context(), in, d)
 	if err != nil {
@@ -242,7 +250,7 @@ func (p *Proxy) holdFor(c *call, in approval.Input, d approval.Decision) error {
 		}
 		if ok {
 			c.approvers = g.Approvers
-			return p.recordDecisionFor(c, "allow", "approved", req.ID)
+			return allowed("approved", req.ID)
 		}
 		// Approved, but the grant was spent by a concurrent retry: held again.
 		return heldError(c, req, "its approval was already used")
