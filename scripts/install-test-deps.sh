@@ -52,4 +52,9 @@ if ! stamp fake-gcs-server "$FAKE_GCS_VERSION"; then
   GOBIN="$BIN" go install "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION"
   echo "$FAKE_GCS_VERSION" >"$BIN/.fake-gcs-server.version"
 fi
+# gcloud (Debian package google-cloud-cli) comes from Google's apt repository, not Debian's, so
+# it cannot be installed here; the gcloud end-to-end tests fail without it rather than skip.
+if ! command -v gcloud >/dev/null; then
+  echo "warning: gcloud is not on PATH: the gcloud end-to-end tests will fail; install google-cloud-cli from https://cloud.google.com/sdk/docs/install#deb" >&2
+fi
 echo "test peers ready in $BIN"
