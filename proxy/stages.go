@@ -96,10 +96,11 @@ func (p *Proxy) baseHost() string {
 }
 
 // decideAlso decides each other permission the call needs (c.action.Also: a copy's read of its
-// source, the ACL or tags an upload sets) as a call of its own. The call goes on only when every
-// one is allowed outright: otherwise a copy out of a bucket whose reads are held, or an upload
-// that makes itself public, would take the data past the rule. The refusal names the rule and
-// the way: make that call by itself, where a hold can be approved.
+// source, the ACL an upload sets, the role or identity a new resource is given) as a call of its
+// own, so that a copy out of a bucket whose reads are held, or an upload that makes itself
+// public, cannot take the data past the rule. A denied one refuses the call, naming its rule; a
+// held one holds the call with an approval request for that permission, whose grant lets the
+// call (or its retry) go on.
 func (p *Proxy) decideAlso(c *call, in approval.Input) error {
 	for _, perm := range c.action.Also {
 		extra := catalog.Action{Cloud: c.action.Cloud, Service: c.action.Service, IAMAction: perm.Action,
