@@ -38,7 +38,19 @@ func appendEventJSON(b []byte, e *Event) []byte {
 	b = appendOptString(b, `,"operation":`, e.Operation)
 	b = appendOptString(b, `,"resource":`, e.Resource)
 	b = appendOptString(b, `,"source":`, e.Source)
-	b = appendOptStrings(b, `,"also":`, e.Also)
+	if len(e.Also) > 0 {
+		b = append(b, `,"also":[`...)
+		for i, p := range e.Also {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"action":`...)
+			b = appendString(b, p.Action)
+			b = appendOptString(b, `,"resource":`, p.Resource)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	b = appendOptString(b, `,"region":`, e.Region)
 	b = appendOptString(b, `,"risk":`, e.Risk)
 	b = appendOptString(b, `,"decision":`, e.Decision)

@@ -25,6 +25,12 @@ type Identity struct {
 	Groups  []string `json:"groups,omitempty"`
 }
 
+// Permission is an IAM action on a resource ("" for none named).
+type Permission struct {
+	Action   string `json:"action"`
+	Resource string `json:"resource,omitempty"`
+}
+
 // Event is one audit record: one JSON object a line. Field names are the public contract.
 type Event struct {
 	V         int       `json:"v"`
@@ -41,19 +47,20 @@ type Event struct {
 	Resource  string    `json:"resource,omitempty"`
 	// Source is what the call reads besides Resource (a copy's source object).
 	Source string `json:"source,omitempty"`
-	// Also names the other IAM actions the call needs (s3:GetObject of a copy's source,
-	// s3:PutObjectAcl of an upload that sets an ACL), each decided by policy too.
-	Also           []string `json:"also,omitempty"`
-	Region         string   `json:"region,omitempty"`
-	Risk           string   `json:"risk,omitempty"`
-	Decision       string   `json:"decision,omitempty"`
-	Policy         string   `json:"policy,omitempty"`
-	Approvers      []string `json:"approvers,omitempty"`
-	Reason         string   `json:"reason,omitempty"`
-	UpstreamStatus int      `json:"upstream_status,omitempty"`
-	DurationMS     float64  `json:"duration_ms,omitempty"`
-	ClientIP       string   `json:"client_ip,omitempty"`
-	UserAgent      string   `json:"user_agent,omitempty"`
+	// Also lists the other permissions the call needs, each decided by policy too: s3:GetObject
+	// on a copy's source, s3:PutObjectAcl of an upload that sets an ACL, iam:PassRole on the
+	// role a new instance gets.
+	Also           []Permission `json:"also,omitempty"`
+	Region         string       `json:"region,omitempty"`
+	Risk           string       `json:"risk,omitempty"`
+	Decision       string       `json:"decision,omitempty"`
+	Policy         string       `json:"policy,omitempty"`
+	Approvers      []string     `json:"approvers,omitempty"`
+	Reason         string       `json:"reason,omitempty"`
+	UpstreamStatus int          `json:"upstream_status,omitempty"`
+	DurationMS     float64      `json:"duration_ms,omitempty"`
+	ClientIP       string       `json:"client_ip,omitempty"`
+	UserAgent      string       `json:"user_agent,omitempty"`
 	// Step refines kind: held, approved, denied, expired, grant_used, error, issued, ...
 	Step string `json:"step,omitempty"`
 	// ApprovalID is the held request (the approval page's ID) an event belongs to.

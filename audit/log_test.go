@@ -61,7 +61,14 @@ func TestEncoderMatchesEncodingJSON(t *testing.T) {
 		case reflect.Float64:
 			v.SetFloat(12.5)
 		case reflect.Slice:
-			v.Set(reflect.ValueOf([]string{"a", "b\"c"}))
+			if v.Type().Elem().Kind() == reflect.String {
+				v.Set(reflect.ValueOf([]string{"a", "b\"c"}))
+				return
+			}
+			v.Set(reflect.MakeSlice(v.Type(), 2, 2))
+			for i := 0; i < 2; i++ {
+				fill(v.Index(i), depth*10+i)
+			}
 		case reflect.Struct:
 			if v.Type() == reflect.TypeOf(time.Time{}) {
 				v.Set(reflect.ValueOf(time.Date(2026, 11, 24, 10, 0, 0, 123456000, time.UTC)))
@@ -82,6 +89,7 @@ func TestEncoderMatchesEncodingJSON(t *testing.T) {
 		"float": {DurationMS: 1e-7, Time: time.Unix(1, 5).UTC()},
 		"big":   {DurationMS: 1e22, UpstreamStatus: -1},
 		"ident": {Identity: Identity{Groups: []string{"g"}}},
+		"also":  {Also: []Permission{{Action: "iam:PassRole"}, {Action: "s3:GetObject", Resource: "arn:aws:s3:::b/k"}}},
 	}
 	for name, e := range cases {
 		want, err := json.Marshal(&e)

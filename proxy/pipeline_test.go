@@ -401,7 +401,7 @@ func TestCopyIsDecidedOnItsSourceToo(t *testing.T) {
 	if got := p.minter.lastPolicy.Load(); got == nil || *got != want {
 		t.Errorf("session policy of the copy = %v, want %s", got, want)
 	}
-	if f := p.audit.await("forward", "s3:PutObject", ""); f == nil || f.Source == "" || len(f.Also) != 1 || f.Also[0] != "s3:GetObject" {
+	if f := p.audit.await("forward", "s3:PutObject", ""); f == nil || f.Source == "" || len(f.Also) != 1 || f.Also[0] != (audit.Permission{Action: "s3:GetObject", Resource: f.Source}) {
 		t.Errorf("forward event of the copy: %+v", f)
 	}
 }

@@ -327,9 +327,9 @@ func (p *Proxy) recordDecisionFor(c *call, decision, step, approvalID string) er
 }
 
 func (p *Proxy) event(c *call, kind string) *audit.Event {
-	var also []string
+	var also []audit.Permission
 	for _, perm := range c.action.Also {
-		also = append(also, perm.Action)
+		also = append(also, audit.Permission{Action: perm.Action, Resource: perm.Resource})
 	}
 	return &audit.Event{
 		Kind: kind, RequestID: c.id,
