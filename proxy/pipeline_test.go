@@ -406,38 +406,35 @@ func TestCopyIsDecidedOnItsSourceToo(t *testing.T) {
 	}
 }
 
-// TestInstanceWithARoleNeedsPassRole: RunInstances with an instance profile hands a role to the
-// instance, which IAM checks as iam:PassRole (privilege): no rule here allows it, so the launch
-// is refused, while the same launch without a profile goes through.
-func TestInstanceWithARoleNeedsPassRole(t *testing.T) {
-	p := newPipeline(t, "1s")
-	h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
-	resp, body := p.send("POST", "/", "ec2", h, "Action=RunInstances&Version=2016-11-15&ImageId=ami-1&MinCount=1&MaxCount=1&IamInstanceProfile.Name=admin")
-	if resp.StatusCode != 403 || !strings.Contains(body, "also needs iam:PassRole on admin") {
-		t.Errorf("RunInstances with a profile: %d %s", resp.StatusCode, body)
-	}
-	if p.upstream.hits.Load() != 0 {
-		t.Fatal("the launch was forwarded")
-	}
-	if resp, body := p.send("POST", "/", "ec2", h, "Action=RunInstances&Version=2016-11-15&ImageId=ami-1&MinCount=1&MaxCount=1"); resp.StatusCode != 200 {
-		t.Errorf("RunInstances without a profile: %d %s", resp.StatusCode, body)
-	}
-}
-
-// TestUploadThatSetsAnACLNeedsThatToo: a PutObject that carries x-amz-acl also sets the ACL,
-// which S3 checks as s3:PutObjectAcl (privilege); no rule allows that here, so the upload is
-// refused rather than published.
-func TestUploadThatSetsAnACLNeedsThatToo(t *testing.T) {
-	p := newPipeline(t, "1s")
-	resp, body := p.send("PUT", "/reports/q1.csv", "s3", http.Header{"X-Amz-Acl": {"public-read"}}, "data")
-	if resp.StatusCode != 403 || !strings.Contains(body, "s3:PutObjectAcl") || !strings.Contains(body, "default-deny") {
-		t.Errorf("upload with a public ACL: %d %s", resp.StatusCode, body)
-	}
-	if p.upstream.hits.Load() != 0 {
-		t.Fatal("the upload was forwarded")
-	}
-	if resp, body := p.send("PUT", "/reports/q1.csv", "s3", nil, "data"); resp.StatusCode != 200 {
-		t.Errorf("the same upload without the ACL: %d %s", resp.StatusCode, body)
+// TestWhatACallAlsoNeedsIsDecided: a call that also needs a permission no rule here allows
+// (both are privilege) is refused naming it, and the same call without it goes through:
+// RunInstances with an instance profile hands the instance a role (iam:PassRole), a PutObject
+// with x-amz-acl sets the object's ACL (s3:PutObjectAcl).
+func TestWhatACallAlsoNeedsIsDecided(t *testing.T) {
+	form := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}
+	const launch = "Action=RunInstances&Version=2016-11-15&ImageId=ami-1&MinCount=1&MaxCount=1"
+	for _, tc := range []struct {
+		name, method, path, service string
+		with, without               http.Header
+		withBody, withoutBody       string
+		want                        string
+	}{
+		{"instance with a role", "POST", "/", "ec2", form, form, launch + "&IamInstanceProfile.Name=admin", launch, "also needs iam:PassRole on admin"},
+		{"upload with a public ACL", "PUT", "/reports/q1.csv", "s3", http.Header{"X-Amz-Acl": {"public-read"}}, nil, "data", "data", "also needs s3:PutObjectAcl on arn:aws:s3:::reports/q1.csv"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newPipeline(t, "1s")
+			resp, body := p.send(tc.method, tc.path, tc.service, tc.with, tc.withBody)
+			if resp.StatusCode != 403 || !strings.Contains(body, tc.want) || !strings.Contains(body, "default-deny") {
+				t.Errorf("with it: %d %s", resp.StatusCode, body)
+			}
+			if p.upstream.hits.Load() != 0 {
+				t.Fatal("the refused call was forwarded")
+			}
+			if resp, body := p.send(tc.method, tc.path, tc.service, tc.without, tc.withoutBody); resp.StatusCode != 200 {
+				t.Errorf("without it: %d %s", resp.StatusCode, body)
+			}
+		})
 	}
 }
 
