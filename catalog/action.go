@@ -88,6 +88,26 @@ type Permission struct {
 	Resource string `json:"resource,omitempty"`
 }
 
+// Named builds the Action for an IAM action name of cloud (ec2:TerminateInstances,
+// compute.instances.delete, Microsoft.Compute/virtualMachines/delete) with its default tier;
+// ok is false when name is not of that cloud's form. A name whose operation is Unknown is the
+// Unknown action, as a call the catalog cannot name is.
+func Named(cloud, name string) (a Action, ok bool) {
+	sep := map[string]string{AWS: ":", GCP: ".", Azure: "/"}[cloud]
+	if sep == "" {
+		return Action{}, false
+	}
+	service, operation, ok := strings.Cut(name, sep)
+	if !ok || service == "" || operation == "" {
+		return Action{}, false
+	}
+	if operation == UnknownOperation {
+		return Unknown(cloud, service, ""), true
+	}
+	return Action{Cloud: cloud, Service: service, Operation: operation, IAMAction: name,
+		Risk: DefaultRisk(cloud, service, operation), Known: true}, true
+}
+
 // UnknownOperation is the operation name of calls the catalog cannot name.
 const UnknownOperation = "Unknown"
 

@@ -103,12 +103,11 @@ func (p *Proxy) baseHost() string {
 // call (or its retry) go on.
 func (p *Proxy) decideAlso(c *call, in approval.Input) error {
 	for _, perm := range c.action.Also {
-		extra := catalog.Action{Cloud: c.action.Cloud, Service: c.action.Service, IAMAction: perm.Action,
-			Operation: perm.Action, Resource: perm.Resource, Region: c.action.Region, Account: c.action.Account, Known: true}
-		if svc, op, ok := cutService(perm.Action); ok {
-			extra.Service, extra.Operation = svc, op
+		extra, ok := catalog.Named(c.action.Cloud, perm.Action)
+		if !ok { // the catalogs name every permission they add; this is a programming error
+			extra = catalog.Unknown(c.action.Cloud, c.action.Service, "")
 		}
-		extra.Risk = catalog.DefaultRisk(extra.Cloud, extra.Service, extra.Operation)
+		extra.Resource, extra.Region, extra.Account = perm.Resource, c.action.Region, c.action.Account
 		extra.Risk = p.cfg.Policy.Risk(extra)
 		in.Action = extra
 		d := p.cfg.Policy.Decide(in)
@@ -139,18 +138,6 @@ func (p *Proxy) decideAlso(c *call, in approval.Input) error {
 		return &cloudError{Status: http.StatusForbidden, Code: "AccessDenied", Message: msg + " (request ID " + c.id + ")"}
 	}
 	return nil
-}
-
-// cutService splits an IAM action name into service and operation (s3:GetObject,
-// storage.objects.get, Microsoft.Storage/storageAccounts/read).
-func cutService(name string) (service, operation string, ok bool) {
-	if svc, op, ok := strings.Cut(name, ":"); ok {
-		return svc, op, true
-	}
-	if i := strings.IndexByte(name, '/'); i >= 0 {
-		return name[:i], name[i+1:], true
-	}
-	return strings.Cut(name, ".")
 }
 
 // parsedBase is public_url and the host parsed from it.

@@ -201,32 +201,20 @@ func guessCloud(cfg *config.Config, target, action string) string {
 
 // describeAction builds the Action the catalog would produce for an IAM action name.
 func describeAction(cloud, name, resource, region, account, risk string) (catalog.Action, error) {
-	a := catalog.Action{Cloud: cloud, IAMAction: name, Resource: resource, Region: region, Account: account, Known: true}
-	var ok bool
 	switch cloud {
-	case catalog.AWS:
-		a.Service, a.Operation, ok = strings.Cut(name, ":")
-	case catalog.GCP:
-		a.Service, a.Operation, ok = strings.Cut(name, ".")
-	case catalog.Azure:
-		a.Service, a.Operation, ok = strings.Cut(name, "/")
+	case catalog.AWS, catalog.GCP, catalog.Azure:
 	default:
-		return a, fmt.Errorf("--cloud: unknown cloud %q (aws, gcp or azure)", cloud)
+		return catalog.Action{}, fmt.Errorf("--cloud: unknown cloud %q (aws, gcp or azure)", cloud)
 	}
-	if !ok || a.Service == "" || a.Operation == "" {
+	// "storage.Unknown" is the call the catalog cannot name, as the proxy sees it.
+	a, ok := catalog.Named(cloud, name)
+	if !ok {
 		return a, fmt.Errorf("--action: %q is not a %s action name (e.g. %s)", name, cloud, map[string]string{
 			catalog.AWS: "ec2:TerminateInstances", catalog.GCP: "compute.instances.delete",
 			catalog.Azure: "Microsoft.Compute/virtualMachines/delete",
 		}[cloud])
 	}
-	if risk == "" {
-		a.Risk = catalog.DefaultRisk(a.Cloud, a.Service, a.Operation)
-	}
-	if a.Operation == catalog.UnknownOperation {
-		// "storage.Unknown" describes a call the catalog cannot name, as the proxy sees it.
-		a = catalog.Unknown(a.Cloud, a.Service, a.Region)
-		a.Resource, a.Account = resource, account
-	}
+	a.Resource, a.Region, a.Account = resource, region, account
 	if risk == "" {
 		return a, nil
 	}
