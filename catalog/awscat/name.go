@@ -50,6 +50,10 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 	if len(c.services) == 0 {
 		return catalog.Unknown(catalog.AWS, unknownService(r.Service), c.region), nil, c
 	}
+	unknown := func() (catalog.Action, *operation, candidateSet) {
+		return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
+	}
+	body := readableBody(r) // read (and parsed as JSON) at most once, by whichever needs it
 	var op *operation
 	var res string
 	var params url.Values
@@ -59,15 +63,15 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 		}
 		if op != nil {
 			var ok bool
-			if res, ok = jsonResource(op, readableBody(r)); !ok {
-				return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
+			if res, ok = jsonResource(op, &body); !ok {
+				return unknown()
 			}
 		}
 	} else if !ambiguousForm(r) {
 		params = queryParams(r)
 		if action := params.Get("Action"); action != "" {
 			if repeatedParam(params) {
-				return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
+				return unknown()
 			}
 			op = nameAction(c, action, params.Get("Version"))
 			if op != nil {
@@ -76,8 +80,8 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 		}
 		if op == nil {
 			var ok bool
-			if op, res, ok = nameRest(c, r, params); !ok {
-				return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
+			if op, res, ok = nameRest(c, r, params, &body); !ok {
+				return unknown()
 			}
 		}
 	}
@@ -91,7 +95,7 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 		}
 	}
 	if op == nil {
-		return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
+		return unknown()
 	}
 	a := catalog.Action{
 		Cloud: catalog.AWS, Service: op.info.Service, Operation: op.op.Name,
@@ -101,7 +105,7 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 	if op.svc.Model == "s3" && (op.op.Name == "CopyObject" || op.op.Name == "UploadPartCopy") {
 		src, srcAction, ok := s3CopySource(r.Header.Values("X-Amz-Copy-Source"), loadIndex().endpoints.arnPartition(c.region))
 		if !ok {
-			return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
+			return unknown()
 		}
 		a.Source = src
 		a.Also = append(a.Also, catalog.Permission{Action: srcAction, Resource: src})
@@ -111,8 +115,8 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 	}
 	if members, ok := passRoleMembers[iamAction]; ok {
 		var passed bool
-		if a.Also, passed = passRolePermissions(a.Also, members, params, readableBody(r)); !passed {
-			return catalog.Unknown(catalog.AWS, c.services[0].IAMPrefix, c.region), nil, c
+		if a.Also, passed = passRolePermissions(a.Also, members, params, &body); !passed {
+			return unknown()
 		}
 	}
 	return a, op, c
@@ -136,7 +140,7 @@ var passRoleMembers = map[string][]string{
 // passRolePermissions adds iam:PassRole on each role (or instance profile) the request names in
 // members, read from the query parameters or the JSON body. ok is false when the body holding
 // them could not be read.
-func passRolePermissions(also []catalog.Permission, members []string, params url.Values, body requestBody) ([]catalog.Permission, bool) {
+func passRolePermissions(also []catalog.Permission, members []string, params url.Values, body *requestBody) ([]catalog.Permission, bool) {
 	var obj map[string]json.RawMessage
 	for _, m := range members {
 		v := params.Get(m)
@@ -429,7 +433,7 @@ func queryParams(r Request) url.Values {
 
 // nameRest matches a rest-json or rest-xml call against every candidate service's trie and
 // keeps the most specific match (most literal segments, then the best query/header fit).
-func nameRest(c candidateSet, r Request, params url.Values) (*operation, string, bool) {
+func nameRest(c candidateSet, r Request, params url.Values, body *requestBody) (*operation, string, bool) {
 	if params == nil {
 		params = url.Values{}
 	}
@@ -472,7 +476,7 @@ func nameRest(c candidateSet, r Request, params url.Values) (*operation, string,
 	if best == nil {
 		return nil, "", true
 	}
-	res, ok := restResource(best, bestSegs, readableBody(r), c.region)
+	res, ok := restResource(best, bestSegs, body, c.region)
 	return best, res, ok
 }
 
@@ -502,7 +506,7 @@ func matchWithSlashRetry(root *node, segs []string, rq *restRequest, slash *[]st
 
 // restResource reads the resource from the path labels or the JSON body; ok is false when it
 // is in a body the namer could not read (see jsonObject).
-func restResource(op *operation, segs []string, body requestBody, region string) (string, bool) {
+func restResource(op *operation, segs []string, body *requestBody, region string) (string, bool) {
 	if op.svc.Model == "s3" {
 		b := op.label(segs, "Bucket")
 		if b == "" {
@@ -542,10 +546,15 @@ func restResource(op *operation, segs []string, body requestBody, region string)
 }
 
 // requestBody is the body as the namer may read it: ok is false when the request has a body
-// that the namer does not hold (streamed, or over maxBodyParse).
+// that the namer does not hold (streamed, or over maxBodyParse). Its JSON members are parsed
+// once, by the first reader (the resource, then the roles a call passes).
 type requestBody struct {
 	data []byte
 	ok   bool
+
+	parsed bool
+	obj    map[string]json.RawMessage
+	objOK  bool
 }
 
 func readableBody(r Request) requestBody {
@@ -557,7 +566,7 @@ func readableBody(r Request) requestBody {
 
 // jsonResource reads the resource members of a JSON-protocol body; ok is false when the
 // operation names its resource in the body and the body cannot be read for it.
-func jsonResource(op *operation, body requestBody) (string, bool) {
+func jsonResource(op *operation, body *requestBody) (string, bool) {
 	var obj map[string]json.RawMessage
 	for _, ref := range op.op.Resource {
 		if !strings.HasPrefix(ref, "b:") {
@@ -581,7 +590,15 @@ func jsonResource(op *operation, body requestBody) (string, bool) {
 // reads is not something to guess, and a resource read from the wrong one, or from none
 // because the body was padded past what the namer reads, would slip past a rule that names
 // the resource. A body that is not a JSON object reads as no members; the service refuses it.
-func jsonObject(body requestBody) (map[string]json.RawMessage, bool) {
+func jsonObject(body *requestBody) (map[string]json.RawMessage, bool) {
+	if !body.parsed {
+		body.parsed = true
+		body.obj, body.objOK = parseObject(body)
+	}
+	return body.obj, body.objOK
+}
+
+func parseObject(body *requestBody) (map[string]json.RawMessage, bool) {
 	if !body.ok {
 		return nil, false
 	}
