@@ -88,6 +88,13 @@ type Permission struct {
 	Resource string `json:"resource,omitempty"`
 }
 
+// ReadsFrom records that the call reads source (a copy's source object) besides Resource, and
+// that doing so needs readAction on it.
+func (a *Action) ReadsFrom(source, readAction string) {
+	a.Source = source
+	a.Also = append(a.Also, Permission{Action: readAction, Resource: source})
+}
+
 // Named builds the Action for an IAM action name of cloud (ec2:TerminateInstances,
 // compute.instances.delete, Microsoft.Compute/virtualMachines/delete) with its default tier;
 // ok is false when name is not of that cloud's form. A name whose operation is Unknown is the

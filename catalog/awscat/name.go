@@ -107,8 +107,7 @@ func (ix *index) name(r Request) (catalog.Action, *operation, candidateSet) {
 		if !ok {
 			return unknown()
 		}
-		a.Source = src
-		a.Also = append(a.Also, catalog.Permission{Action: srcAction, Resource: src})
+		a.ReadsFrom(src, srcAction)
 	}
 	if op.svc.Model == "s3" {
 		a.Also = s3HeaderPermissions(a.Also, op.op.Name, a.Resource, r.Header)

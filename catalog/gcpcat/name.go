@@ -316,8 +316,7 @@ func storageACLParams(a *catalog.Action, rawQuery string) {
 func copyEnds(a *catalog.Action, segs []string) {
 	for i, s := range segs {
 		if (s == "copyTo" || s == "rewriteTo") && i >= 4 && len(segs) == i+5 {
-			a.Source = storageResource(segs[i-4 : i])
-			a.Also = []catalog.Permission{{Action: "storage.objects.get", Resource: a.Source}}
+			a.ReadsFrom(storageResource(segs[i-4:i]), "storage.objects.get")
 			a.Resource = storageResource(segs[i+1:])
 			return
 		}

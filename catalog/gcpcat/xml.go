@@ -132,8 +132,8 @@ func nameStorageXML(r Request, location string) (catalog.Action, bool) {
 			}
 			// As the JSON API's objects.copy is named: the object written, reading the source.
 			a, ok = name("storage.objects.copy")
-			a.Resource, a.Source = objectRes, res
-			a.Also = []catalog.Permission{{Action: "storage.objects.get", Resource: res}}
+			a.Resource = objectRes
+			a.ReadsFrom(res, "storage.objects.get")
 		case len(q) == 0, has("upload_id") && only(upload), has("partNumber") && has("uploadId") && only(upload):
 			a, ok = name("storage.objects.insert")
 			a.Resource = bucketRes
